@@ -1,0 +1,370 @@
+"""The table of primitives: each forward beside its vector-Jacobian products.
+
+Adding an operation is adding one ``Primitive(...)`` entry here. Every VJP is written
+with tensor operations (never raw numpy on ``g``), so gradients can be differentiated
+again. Masks such as ``x > 0`` are constants: their derivative is zero almost
+everywhere, which is the convention the chapter uses for piecewise-linear units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.autodiff import Primitive, Tensor, as_tensor, register_sum_to_shape
+
+
+def _const(array: np.ndarray) -> Tensor:
+    return as_tensor(array)
+
+
+# ----- shape primitives (declared first: the others' VJPs use them) -----------
+def _sum_forward(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+def _sum_vjp(g: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    if not keepdims and axis is not None:
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        axes = tuple(a % x.ndim for a in axes)
+        shape = [1 if i in axes else n for i, n in enumerate(x.shape)]
+        g = reshape(g, tuple(shape))
+    elif not keepdims:
+        g = reshape(g, (1,) * x.ndim)
+    return broadcast_to(g, x.shape)
+
+
+sum_ = Primitive("sum", _sum_forward, (_sum_vjp,), formula="Σ x", symbol="Σ")
+
+reshape_p = Primitive(
+    "reshape",
+    lambda x, shape: np.reshape(x, shape),
+    (lambda g, out, x, shape: reshape(g, x.shape),),
+    formula="reshape(x)",
+)
+
+broadcast_to_p = Primitive(
+    "broadcast_to",
+    lambda x, shape: np.broadcast_to(x, shape),
+    (lambda g, out, x, shape: sum_to_shape(g, x.shape),),
+    formula="broadcast(x)",
+)
+
+
+def _transpose_vjp(g: Tensor, out: Tensor, x: Tensor, axes: Any = None) -> Tensor:
+    if axes is None:
+        return transpose(g)
+    return transpose(g, tuple(np.argsort(axes)))
+
+
+transpose_p = Primitive(
+    "transpose",
+    lambda x, axes=None: np.transpose(x, axes),
+    (_transpose_vjp,),
+    formula="xᵀ",
+    symbol="ᵀ",
+)
+
+
+def _index_add_forward(g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+    result = np.zeros(shape)
+    np.add.at(result, index, g)
+    return result
+
+
+# Scatter-add is getitem's VJP; getitem is scatter-add's: so both differentiate forever.
+index_add_p = Primitive(
+    "index_add",
+    _index_add_forward,
+    (lambda g, out, x, index, shape: getitem_p(g, index=index),),
+    formula="scatter(x)",
+)
+getitem_p = Primitive(
+    "getitem",
+    lambda x, index: x[index],
+    (lambda g, out, x, index: index_add_p(g, index=index, shape=x.shape),),
+    formula="x[i]",
+)
+
+
+def reshape(x: Tensor, shape: tuple[int, ...]) -> Tensor:
+    return reshape_p(x, shape=tuple(shape))
+
+
+def broadcast_to(x: Tensor, shape: tuple[int, ...]) -> Tensor:
+    if x.shape == tuple(shape):
+        return x
+    return broadcast_to_p(x, shape=tuple(shape))
+
+
+def transpose(x: Tensor, axes: tuple[int, ...] | None = None) -> Tensor:
+    return transpose_p(x, axes=None if axes is None else tuple(axes))
+
+
+def sum_to_shape(g: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Sum a gradient of a broadcast result back to the shape of the input."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    leading = g.ndim - len(shape)
+    axes = tuple(range(leading)) + tuple(
+        leading + i for i, n in enumerate(shape) if n == 1 and g.shape[leading + i] != 1
+    )
+    result = sum_(g, axis=axes, keepdims=True) if axes else g
+    return reshape(result, shape)
+
+
+register_sum_to_shape(sum_to_shape)
+
+
+# ----- arithmetic ---------------------------------------------------------------
+add = Primitive(
+    "add",
+    np.add,
+    (lambda g, out, a, b: g, lambda g, out, a, b: g),
+    formula="a + b",
+    symbol="+",
+)
+subtract = Primitive(
+    "subtract",
+    np.subtract,
+    (lambda g, out, a, b: g, lambda g, out, a, b: negative(g)),
+    formula="a − b",
+    symbol="−",
+)
+multiply = Primitive(
+    "multiply",
+    np.multiply,
+    (lambda g, out, a, b: g * b, lambda g, out, a, b: g * a),
+    formula="a × b",
+    symbol="×",
+)
+divide = Primitive(
+    "divide",
+    np.divide,
+    (lambda g, out, a, b: g / b, lambda g, out, a, b: negative(g) * out / b),
+    formula="a / b",
+    symbol="÷",
+)
+negative = Primitive("negative", np.negative, (lambda g, out, x: negative(g),), formula="−x")
+
+
+def _power_vjp_base(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    return g * b * a ** (b - 1.0)
+
+
+def _power_vjp_exponent(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    # d a^b / db = a^b log a, defined where a > 0
+    safe = _const(np.where(a.value > 0, a.value, 1.0))
+    return g * out * log(safe)
+
+
+power = Primitive(
+    "power", np.power, (_power_vjp_base, _power_vjp_exponent), formula="a ^ b", symbol="^"
+)
+
+
+def _matmul_vjp_left(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    if b.ndim == 1:
+        if a.ndim == 1:
+            return g * b
+        return reshape(g, g.shape + (1,)) @ reshape(b, (1, b.shape[0]))
+    if a.ndim == 1:
+        return reshape(reshape(g, (1,) + g.shape[-1:]) @ _swap(b), a.shape)
+    return g @ _swap(b)
+
+
+def _matmul_vjp_right(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim == 1:
+        if b.ndim == 1:
+            return g * a
+        return reshape(a, (a.shape[0], 1)) @ reshape(g, (1,) + g.shape[-1:])
+    if b.ndim == 1:
+        return reshape(_swap(a) @ reshape(g, g.shape + (1,)), b.shape)
+    return _swap(a) @ g
+
+
+def _swap(x: Tensor) -> Tensor:
+    axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return transpose(x, axes)
+
+
+matmul = Primitive(
+    "matmul", np.matmul, (_matmul_vjp_left, _matmul_vjp_right), formula="A · B", symbol="·"
+)
+
+
+# ----- elementwise functions ----------------------------------------------------
+exp = Primitive("exp", np.exp, (lambda g, out, x: g * out,), formula="exp(x)")
+log = Primitive("log", np.log, (lambda g, out, x: g / x,), formula="log(x)")
+sin = Primitive("sin", np.sin, (lambda g, out, x: g * cos(x),), formula="sin(x)")
+cos = Primitive("cos", np.cos, (lambda g, out, x: negative(g * sin(x)),), formula="cos(x)")
+tanh = Primitive(
+    "tanh", np.tanh, (lambda g, out, x: g * (1.0 - out * out),), formula="tanh(x)"
+)
+
+
+def _sigmoid_forward(x: np.ndarray) -> np.ndarray:
+    # 1 / (1 + e^-x) written so that neither branch overflows
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+
+
+sigmoid = Primitive(
+    "sigmoid",
+    _sigmoid_forward,
+    (lambda g, out, x: g * out * (1.0 - out),),
+    formula="σ(x) = 1 / (1 + e^−x)",
+    symbol="σ",
+)
+# ζ(x) = log(1 + e^x); its derivative is σ(x) (chapter, softplus units)
+softplus = Primitive(
+    "softplus",
+    lambda x: np.logaddexp(0.0, x),
+    (lambda g, out, x: g * sigmoid(x),),
+    formula="ζ(x) = log(1 + e^x)",
+    symbol="ζ",
+)
+relu = Primitive(
+    "relu",
+    lambda x: np.maximum(x, 0.0),
+    (lambda g, out, x: g * _const((x.value > 0).astype(np.float64)),),
+    formula="max(0, x)",
+)
+absolute = Primitive(
+    "abs", np.abs, (lambda g, out, x: g * _const(np.sign(x.value)),), formula="|x|"
+)
+hard_tanh = Primitive(
+    "hard_tanh",
+    lambda x: np.clip(x, -1.0, 1.0),
+    (lambda g, out, x: g * _const((np.abs(x.value) < 1.0).astype(np.float64)),),
+    formula="max(−1, min(1, x))",
+)
+
+
+# ----- reductions ---------------------------------------------------------------
+def _max_vjp(g: Tensor, out: Tensor, x: Tensor, axis: int) -> Tensor:
+    # the gradient goes to one winner per group (the first, if several tie)
+    winners = np.argmax(x.value, axis=axis)
+    mask = np.zeros_like(x.value)
+    np.put_along_axis(mask, np.expand_dims(winners, axis), 1.0, axis=axis)
+    return broadcast_to(_expand(g, axis, x.ndim), x.shape) * _const(mask)
+
+
+def _expand(g: Tensor, axis: int, ndim: int) -> Tensor:
+    axis = axis % ndim
+    shape = list(g.shape)
+    shape.insert(axis, 1)
+    return reshape(g, tuple(shape))
+
+
+max_ = Primitive(
+    "max", lambda x, axis: np.max(x, axis=axis), (_max_vjp,), formula="max_j x_j"
+)
+
+
+def _logsumexp_forward(x: np.ndarray, axis: int) -> np.ndarray:
+    peak = np.max(x, axis=axis, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    return np.squeeze(peak, axis=axis) + np.log(np.sum(np.exp(x - peak), axis=axis))
+
+
+def _logsumexp_vjp(g: Tensor, out: Tensor, x: Tensor, axis: int) -> Tensor:
+    # d/dx log Σ exp(x) = softmax(x)
+    return _expand(g, axis, x.ndim) * exp(x - _expand(out, axis, x.ndim))
+
+
+logsumexp = Primitive(
+    "logsumexp",
+    _logsumexp_forward,
+    (_logsumexp_vjp,),
+    formula="log Σ_j exp(x_j)",
+)
+
+
+# ----- Tensor methods and operators ----------------------------------------------
+def _sum_method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    if isinstance(axis, list):
+        axis = tuple(axis)
+    return sum_(self, axis=axis, keepdims=keepdims)
+
+
+def _mean_method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    if axis is None:
+        count = self.size
+    else:
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        count = int(np.prod([self.shape[a] for a in axes]))
+    return _sum_method(self, axis, keepdims) / float(count)
+
+
+def _reshape_method(self: Tensor, *shape: Any) -> Tensor:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    # let numpy resolve -1 and validate the shape, with its own error message
+    try:
+        target = np.reshape(self.value, shape).shape
+    except ValueError as error:
+        raise ValueError(f"cannot reshape a tensor of shape {self.shape} to {shape}: {error}") from None
+    return reshape(self, target)
+
+
+def _transpose_method(self: Tensor, *axes: Any) -> Tensor:
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return transpose(self, axes or None)
+
+
+def _getitem(self: Tensor, index: Any) -> Tensor:
+    if isinstance(index, Tensor):
+        raise ValueError("index a Tensor with integers or integer arrays, not with a Tensor")
+    if isinstance(index, list):
+        index = np.asarray(index)
+    return getitem_p(self, index=index)
+
+
+def _rpow(self: Tensor, other: Any) -> Tensor:
+    return power(other, self)
+
+
+_methods = {
+    "__add__": lambda self, other: add(self, other),
+    "__radd__": lambda self, other: add(other, self),
+    "__sub__": lambda self, other: subtract(self, other),
+    "__rsub__": lambda self, other: subtract(other, self),
+    "__mul__": lambda self, other: multiply(self, other),
+    "__rmul__": lambda self, other: multiply(other, self),
+    "__truediv__": lambda self, other: divide(self, other),
+    "__rtruediv__": lambda self, other: divide(other, self),
+    "__matmul__": lambda self, other: matmul(self, other),
+    "__rmatmul__": lambda self, other: matmul(other, self),
+    "__pow__": lambda self, other: power(self, other),
+    "__rpow__": _rpow,
+    "__neg__": lambda self: negative(self),
+    "__getitem__": _getitem,
+    "sum": _sum_method,
+    "mean": _mean_method,
+    "reshape": _reshape_method,
+    "transpose": _transpose_method,
+    "T": property(lambda self: transpose(self)),
+    "exp": lambda self: exp(self),
+    "log": lambda self: log(self),
+    "tanh": lambda self: tanh(self),
+}
+for _name, _method in _methods.items():
+    setattr(Tensor, _name, _method)
+
+
+def maximum_over(x: Tensor, axis: int) -> Tensor:
+    return max_(x, axis=axis)
+
+
+PRIMITIVES: dict[str, Primitive] = {
+    p.name: p
+    for p in (
+        sum_, reshape_p, broadcast_to_p, transpose_p, index_add_p, getitem_p, add, subtract,
+        multiply, divide, negative, power, matmul, exp, log, sin, cos, tanh, sigmoid, softplus,
+        relu, absolute, hard_tanh, max_, logsumexp,
+    )
+}
