@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from heapq import heappop, heappush
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,9 +80,6 @@ class Primitive:
     symbol: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def __call__(self, *inputs: Any, **params: Any) -> Tensor:
-        return apply(self, *inputs, **params)
-
 
 def _as_array(value: Any) -> np.ndarray:
     array = np.asarray(value, dtype=np.float64)
@@ -105,25 +103,6 @@ class Tensor:
         self.parents: tuple[Tensor, ...] = ()
         self.params: dict[str, Any] = {}
         self.id = next(_ids)
-
-    @classmethod
-    def _result(cls, value: np.ndarray, op: Primitive | None, parents: tuple, params: dict):
-        tensor = cls.__new__(cls)
-        tensor.value = value
-        tensor.grad = None
-        tensor.name = None
-        tensor.id = next(_ids)
-        if op is None:
-            tensor.requires_grad = False
-            tensor.op = None
-            tensor.parents = ()
-            tensor.params = {}
-        else:
-            tensor.requires_grad = True
-            tensor.op = op
-            tensor.parents = parents
-            tensor.params = params
-        return tensor
 
     # ----- plain attributes -------------------------------------------------
     @property
@@ -149,7 +128,7 @@ class Tensor:
         return self.value
 
     def detach(self) -> Tensor:
-        return Tensor._result(self.value, None, (), {})
+        return _constant(self.value)
 
     def named(self, name: str) -> Tensor:
         """Give this node a name (shown by ``trace``) and return it."""
@@ -173,21 +152,68 @@ class Tensor:
         backward(self, gradient)
 
 
+_new_tensor = object.__new__
+_no_parents: tuple = ()
+_no_params: dict = {}
+
+
+def _result(value: np.ndarray, op: Primitive, parents: tuple, params: dict) -> Tensor:
+    tensor = _new_tensor(Tensor)
+    tensor.value = value
+    tensor.grad = None
+    tensor.name = None
+    tensor.id = next(_ids)
+    tensor.requires_grad = True
+    tensor.op = op
+    tensor.parents = parents
+    tensor.params = params
+    return tensor
+
+
+def _constant(value: np.ndarray) -> Tensor:
+    tensor = _new_tensor(Tensor)
+    tensor.value = value
+    tensor.grad = None
+    tensor.name = None
+    tensor.id = next(_ids)
+    tensor.requires_grad = False
+    tensor.op = None
+    tensor.parents = _no_parents
+    tensor.params = _no_params
+    return tensor
+
+
 def as_tensor(value: Any) -> Tensor:
     if isinstance(value, Tensor):
         return value
-    return Tensor._result(_as_array(value), None, (), {})
+    return _constant(_as_array(value))
 
 
 def apply(prim: Primitive, *inputs: Any, **params: Any) -> Tensor:
-    """Run a primitive's forward and, when recording, link the result to its inputs."""
-    tensors = tuple(x if isinstance(x, Tensor) else as_tensor(x) for x in inputs)
-    value = prim.forward(*(t.value for t in tensors), **params)
+    """Run a primitive's forward and, when recording, link the result to its inputs.
+
+    With no Tensor among the inputs the primitive is plain numpy and returns an
+    array: this is how VJPs run during a backward pass that is not recorded.
+    """
+    for x in inputs:
+        if x.__class__ is Tensor:
+            break
+    else:
+        return prim.forward(*inputs, **params)
+    tensors = tuple([x if x.__class__ is Tensor else as_tensor(x) for x in inputs])
+    try:
+        value = prim.forward(*[t.value for t in tensors], **params)
+    except ValueError as error:
+        shapes = " and ".join(str(t.shape) for t in tensors)
+        raise ValueError(f"{prim.name}: cannot apply to shapes {shapes}: {error}") from None
     if _grad_mode.enabled:
         for t in tensors:
             if t.requires_grad:
-                return Tensor._result(value, prim, tensors, params)
-    return Tensor._result(value, None, (), {})
+                return _result(value, prim, tensors, params)
+    return _constant(value)
+
+
+Primitive.__call__ = apply  # type: ignore[method-assign]  (no extra frame per op)
 
 
 # ----- broadcast reduction: the one place it happens ---------------------------
@@ -220,58 +246,82 @@ def topological_order(root: Tensor) -> list[Tensor]:
 
 
 def _backpropagate(
-    root: Tensor, seed: Tensor, create_graph: bool
-) -> dict[int, Tensor]:
-    """Algorithm 6.4: gradient of ``root`` with respect to every node it depends on."""
-    order = topological_order(root)
-    grads: dict[int, Tensor] = {root.id: seed}
-    context = enable_grad() if create_graph else no_grad()
-    with context:
-        for node in reversed(order):
-            g = grads.get(node.id)
-            if g is None or node.op is None:
+    root: Tensor, seed: Any, create_graph: bool
+) -> tuple[list[Tensor], dict[int, Any]]:
+    """Algorithm 6.4: gradient of ``root`` with respect to every node it depends on.
+
+    A node is always created after its parents, so ids increase in forward order;
+    taking the pending node with the largest id visits children before parents
+    (a reverse topological order) in the same pass that finds the graph.
+    With ``create_graph`` the VJPs run on Tensors and are recorded; otherwise they
+    run on the nodes' plain arrays, which is the same code without the bookkeeping.
+    """
+    grads: dict[int, Any] = {root.id: seed}
+    heap: list[tuple[int, Tensor]] = [(-root.id, root)]
+    visited: list[Tensor] = []
+    with enable_grad() if create_graph else no_grad():
+        while heap:
+            node = heappop(heap)[1]
+            visited.append(node)
+            if node.op is None:
                 continue
+            g = grads[node.id]
+            parents = node.parents
+            if create_graph:
+                out, operands = node, parents
+            else:
+                out, operands = node.value, [p.value for p in parents]
             vjps = node.op.vjps
-            for index, parent in enumerate(node.parents):
+            for index, parent in enumerate(parents):
                 if not parent.requires_grad:
                     continue
                 vjp = vjps[index]
                 if vjp is None:
                     continue
-                contribution = vjp(g, node, *node.parents, **node.params)
-                if contribution.shape != parent.shape:
-                    contribution = _sum_to_shape(contribution, parent.shape)
+                contribution = vjp(g, out, *operands, **node.params)
+                if np.shape(contribution) != parent.value.shape:
+                    contribution = _sum_to_shape(contribution, parent.value.shape)
                 previous = grads.get(parent.id)
-                grads[parent.id] = contribution if previous is None else previous + contribution
-    return grads
+                if previous is None:
+                    grads[parent.id] = contribution
+                    heappush(heap, (-parent.id, parent))
+                else:
+                    grads[parent.id] = previous + contribution
+    return visited, grads
 
 
-def _seed(output: Tensor, gradient: Any) -> Tensor:
+def _seed(output: Tensor, gradient: Any, create_graph: bool) -> Any:
     if gradient is None:
         if output.size != 1:
             raise ValueError(
                 f"backward/grad of a non-scalar output of shape {output.shape} needs an explicit "
                 "output gradient"
             )
-        return as_tensor(np.ones_like(output.value))
-    seed = gradient if isinstance(gradient, Tensor) else as_tensor(gradient)
-    if seed.shape != output.shape:
-        raise ValueError(f"output gradient has shape {seed.shape}, output has {output.shape}")
-    return seed
+        seed = np.ones_like(output.value)
+    else:
+        seed = gradient.value if isinstance(gradient, Tensor) else _as_array(gradient)
+        if seed.shape != output.shape:
+            raise ValueError(f"output gradient has shape {seed.shape}, output has {output.shape}")
+    return as_tensor(seed) if create_graph else seed
+
+
+def _array(gradient: Any) -> np.ndarray:
+    # a fresh, writable array the caller owns (VJPs may return shared or broadcast views)
+    return np.array(gradient.value if isinstance(gradient, Tensor) else gradient, dtype=np.float64)
 
 
 def backward(output: Tensor, gradient: Any = None) -> None:
     if not output.requires_grad:
         raise ValueError("backward() called on a tensor that does not require a gradient")
-    grads = _backpropagate(output, _seed(output, gradient), create_graph=False)
-    for node in topological_order(output):
+    order, grads = _backpropagate(output, _seed(output, gradient, False), create_graph=False)
+    for node in order:
         g = grads.get(node.id)
         if g is None:
             continue
         if node.op is None and node.grad is not None:
-            node.grad = node.grad + g.value
+            node.grad = node.grad + g
         else:
-            node.grad = g.value
+            node.grad = _array(g)
 
 
 def grad(
@@ -293,16 +343,18 @@ def grad(
         if not isinstance(t, Tensor):
             raise ValueError(f"grad() inputs must be Tensors, got {type(t).__name__}")
     if not output.requires_grad:
-        return [as_tensor(np.zeros_like(t.value)) for t in inputs]
-    grads = _backpropagate(output, _seed(output, grad_output), create_graph=create_graph)
+        return [_constant(np.zeros_like(t.value)) for t in inputs]
+    seed = _seed(output, grad_output, create_graph)
+    _, grads = _backpropagate(output, seed, create_graph=create_graph)
     result = []
     for t in inputs:
         g = grads.get(t.id)
         if g is None:
-            g = as_tensor(np.zeros_like(t.value))
-        elif not create_graph:
-            g = g.detach()
-        result.append(g)
+            result.append(_constant(np.zeros_like(t.value)))
+        elif create_graph:
+            result.append(g if isinstance(g, Tensor) else as_tensor(g))
+        else:
+            result.append(_constant(_array(g)))
     return result
 
 

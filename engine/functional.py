@@ -155,7 +155,7 @@ def bernoulli_nll(logits: Tensor, y: Any) -> Tensor:
     """
     target = _targets(y)
     _check_same_shape(logits, target, "bernoulli_nll")
-    return (P.softplus(logits) - target * logits).sum() / float(logits.shape[0])
+    return P.bernoulli_nll(logits, target)
 
 
 def softmax_nll(logits: Tensor, labels: Any) -> Tensor:
@@ -176,8 +176,9 @@ def softmax_nll(logits: Tensor, labels: Any) -> Tensor:
     labels = labels.astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
         raise ValueError(f"softmax_nll labels must lie in [0, {logits.shape[1] - 1}]")
-    picked = log_softmax(logits, axis=1)[np.arange(logits.shape[0]), labels]
-    return -picked.sum() / float(logits.shape[0])
+    onehot = np.zeros(logits.shape)
+    onehot[np.arange(logits.shape[0]), labels] = 1.0
+    return P.softmax_nll(logits, onehot)
 
 
 _HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)

@@ -117,7 +117,7 @@ class Layer:
             diff = h.reshape(h.shape + (1,)) - self.weights.reshape((1,) + self.weights.shape)
             squared = (diff * diff).sum(axis=1)
             return self.bias - squared / (self.widths * self.widths)
-        return h @ self.weights + self.bias
+        return P.affine(h, self.weights, self.bias)
 
     def activate(self, a: Tensor) -> Tensor:
         kind = self.spec.activation

@@ -12,16 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from engine.autodiff import Primitive, Tensor, as_tensor, register_sum_to_shape
+from engine.autodiff import Primitive, Tensor, register_sum_to_shape
 
 
-def _const(array: np.ndarray) -> Tensor:
-    return as_tensor(array)
+def _value(x: Tensor | np.ndarray) -> np.ndarray:
+    """The numbers behind an operand: VJPs run on Tensors when the backward pass is
+    recorded (create_graph) and on plain arrays otherwise."""
+    return x.value if isinstance(x, Tensor) else x
 
 
 # ----- shape primitives (declared first: the others' VJPs use them) -----------
+_add_reduce = np.add.reduce
+
+
 def _sum_forward(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
-    return np.sum(x, axis=axis, keepdims=keepdims)
+    return _add_reduce(x, axis=axis, keepdims=keepdims)
 
 
 def _sum_vjp(g: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -39,14 +44,20 @@ sum_ = Primitive("sum", _sum_forward, (_sum_vjp,), formula="Σ x", symbol="Σ")
 
 reshape_p = Primitive(
     "reshape",
-    lambda x, shape: np.reshape(x, shape),
+    lambda x, shape: np.asarray(x).reshape(shape),
     (lambda g, out, x, shape: reshape(g, x.shape),),
     formula="reshape(x)",
 )
 
+def _broadcast_forward(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    result = np.empty(shape)
+    result[...] = x
+    return result
+
+
 broadcast_to_p = Primitive(
     "broadcast_to",
-    lambda x, shape: np.broadcast_to(x, shape),
+    _broadcast_forward,
     (lambda g, out, x, shape: sum_to_shape(g, x.shape),),
     formula="broadcast(x)",
 )
@@ -60,7 +71,7 @@ def _transpose_vjp(g: Tensor, out: Tensor, x: Tensor, axes: Any = None) -> Tenso
 
 transpose_p = Primitive(
     "transpose",
-    lambda x, axes=None: np.transpose(x, axes),
+    lambda x, axes=None: np.asarray(x).transpose(axes),
     (_transpose_vjp,),
     formula="xᵀ",
     symbol="ᵀ",
@@ -93,7 +104,7 @@ def reshape(x: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 
 def broadcast_to(x: Tensor, shape: tuple[int, ...]) -> Tensor:
-    if x.shape == tuple(shape):
+    if np.shape(x) == tuple(shape):
         return x
     return broadcast_to_p(x, shape=tuple(shape))
 
@@ -108,6 +119,8 @@ def sum_to_shape(g: Tensor, shape: tuple[int, ...]) -> Tensor:
     if g.shape == shape:
         return g
     leading = g.ndim - len(shape)
+    if g.shape[leading:] == shape:  # the common case: a bias broadcast over the batch
+        return sum_(g, axis=tuple(range(leading)) if leading > 1 else 0)
     axes = tuple(range(leading)) + tuple(
         leading + i for i, n in enumerate(shape) if n == 1 and g.shape[leading + i] != 1
     )
@@ -156,7 +169,7 @@ def _power_vjp_base(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
 def _power_vjp_exponent(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
     # d a^b / db = a^b log a, defined where a > 0
-    safe = _const(np.where(a.value > 0, a.value, 1.0))
+    safe = np.where(_value(a) > 0, _value(a), 1.0)
     return g * out * log(safe)
 
 
@@ -186,6 +199,8 @@ def _matmul_vjp_right(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
 
 def _swap(x: Tensor) -> Tensor:
+    if x.ndim == 2:
+        return x.T  # ndarray.T when not recording, the transpose primitive when recording
     axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
     return transpose(x, axes)
 
@@ -206,9 +221,11 @@ tanh = Primitive(
 
 
 def _sigmoid_forward(x: np.ndarray) -> np.ndarray:
-    # 1 / (1 + e^-x) written so that neither branch overflows
-    z = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+    # σ(x) = (1 + tanh(x/2)) / 2: one ufunc, and it never overflows
+    result = np.tanh(0.5 * x)
+    result += 1.0
+    result *= 0.5
+    return result
 
 
 sigmoid = Primitive(
@@ -229,16 +246,16 @@ softplus = Primitive(
 relu = Primitive(
     "relu",
     lambda x: np.maximum(x, 0.0),
-    (lambda g, out, x: g * _const((x.value > 0).astype(np.float64)),),
+    (lambda g, out, x: g * (_value(x) > 0),),
     formula="max(0, x)",
 )
 absolute = Primitive(
-    "abs", np.abs, (lambda g, out, x: g * _const(np.sign(x.value)),), formula="|x|"
+    "abs", np.abs, (lambda g, out, x: g * np.sign(_value(x)),), formula="|x|"
 )
 hard_tanh = Primitive(
     "hard_tanh",
     lambda x: np.clip(x, -1.0, 1.0),
-    (lambda g, out, x: g * _const((np.abs(x.value) < 1.0).astype(np.float64)),),
+    (lambda g, out, x: g * (np.abs(_value(x)) < 1.0),),
     formula="max(−1, min(1, x))",
 )
 
@@ -246,10 +263,10 @@ hard_tanh = Primitive(
 # ----- reductions ---------------------------------------------------------------
 def _max_vjp(g: Tensor, out: Tensor, x: Tensor, axis: int) -> Tensor:
     # the gradient goes to one winner per group (the first, if several tie)
-    winners = np.argmax(x.value, axis=axis)
-    mask = np.zeros_like(x.value)
+    winners = np.argmax(_value(x), axis=axis)
+    mask = np.zeros_like(_value(x))
     np.put_along_axis(mask, np.expand_dims(winners, axis), 1.0, axis=axis)
-    return broadcast_to(_expand(g, axis, x.ndim), x.shape) * _const(mask)
+    return broadcast_to(_expand(g, axis, x.ndim), x.shape) * mask
 
 
 def _expand(g: Tensor, axis: int, ndim: int) -> Tensor:
@@ -280,6 +297,73 @@ logsumexp = Primitive(
     _logsumexp_forward,
     (_logsumexp_vjp,),
     formula="log Σ_j exp(x_j)",
+)
+
+
+# ----- fused layer and loss primitives ----------------------------------------------
+# One node for a whole step of the chapter's algorithms: the affine step of a layer
+# and the two classification losses. Their VJPs are the textbook formulas, written
+# with engine ops so they can be differentiated again.
+
+
+def _affine_forward(h: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    if h.ndim != 2 or weights.ndim != 2 or bias.shape != weights.shape[1:]:
+        raise ValueError(
+            f"affine needs h (n, fan_in), W (fan_in, fan_out), b (fan_out,); got "
+            f"{h.shape}, {weights.shape}, {bias.shape}"
+        )
+    result = h @ weights
+    result += bias
+    return result
+
+
+affine = Primitive(
+    "affine",
+    _affine_forward,
+    (
+        lambda g, out, h, weights, bias: g @ weights.T,  # g ← g Wᵀ (Alg. 6.2)
+        lambda g, out, h, weights, bias: h.T @ g,  # ∇W J = hᵀ g
+        lambda g, out, h, weights, bias: sum_(g, axis=0),  # ∇b J = Σ g
+    ),
+    formula="a = h W + b",
+    symbol="a",
+)
+
+
+def _bernoulli_forward(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # Eq. 6.3 as ζ(z) − y z: the mean over the rows of the minibatch
+    return np.add.reduce(np.logaddexp(0.0, z) - y * z, axis=None) / z.shape[0]
+
+
+bernoulli_nll = Primitive(
+    "bernoulli_nll",
+    _bernoulli_forward,
+    (
+        lambda g, out, z, y: (sigmoid(z) - y) * (g / z.shape[0]),  # dJ/dz = σ(z) − y
+        lambda g, out, z, y: z * (-g / z.shape[0]),
+    ),
+    formula="J = mean(ζ(z) − y z)",
+    symbol="J",
+)
+
+
+def _softmax_nll_forward(z: np.ndarray, onehot: np.ndarray) -> np.ndarray:
+    lse = _logsumexp_forward(z, axis=1)
+    return (np.add.reduce(lse) - np.vdot(onehot, z)) / z.shape[0]
+
+
+def _softmax_nll_vjp(g: Tensor, out: Tensor, z: Tensor, onehot: Tensor) -> Tensor:
+    # Eq. 6.5: dJ/dz = p − e_y, with p = softmax(z)
+    probabilities = exp(z - _expand(logsumexp(z, axis=1), 1, 2))
+    return (probabilities - onehot) * (g / z.shape[0])
+
+
+softmax_nll = Primitive(
+    "softmax_nll",
+    _softmax_nll_forward,
+    (_softmax_nll_vjp, lambda g, out, z, onehot: z * (-g / z.shape[0])),
+    formula="J = mean(log Σ exp z − z_y)",
+    symbol="J",
 )
 
 
@@ -365,6 +449,6 @@ PRIMITIVES: dict[str, Primitive] = {
     for p in (
         sum_, reshape_p, broadcast_to_p, transpose_p, index_add_p, getitem_p, add, subtract,
         multiply, divide, negative, power, matmul, exp, log, sin, cos, tanh, sigmoid, softplus,
-        relu, absolute, hard_tanh, max_, logsumexp,
+        relu, absolute, hard_tanh, max_, logsumexp, affine, bernoulli_nll, softmax_nll,
     )
 }
