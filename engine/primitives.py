@@ -8,11 +8,12 @@ everywhere, which is the convention the chapter uses for piecewise-linear units.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
 
-from engine.autodiff import Primitive, Tensor, register_sum_to_shape
+from engine.autodiff import Primitive, Tensor, Vjp, register_sum_to_shape
 
 
 def _value(x: Tensor | np.ndarray) -> np.ndarray:
@@ -49,6 +50,7 @@ reshape_p = Primitive(
     formula="reshape(x)",
 )
 
+
 def _broadcast_forward(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     result = np.empty(shape)
     result[...] = x
@@ -66,7 +68,7 @@ broadcast_to_p = Primitive(
 def _transpose_vjp(g: Tensor, out: Tensor, x: Tensor, axes: Any = None) -> Tensor:
     if axes is None:
         return transpose(g)
-    return transpose(g, tuple(np.argsort(axes)))
+    return transpose(g, tuple(int(i) for i in np.argsort([a % x.ndim for a in axes])))
 
 
 transpose_p = Primitive(
@@ -168,9 +170,10 @@ def _power_vjp_base(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
 
 def _power_vjp_exponent(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    # d a^b / db = a^b log a, defined where a > 0
-    safe = np.where(_value(a) > 0, _value(a), 1.0)
-    return g * out * log(safe)
+    # d a^b / db = a^b log a, defined where a > 0 (taken as 0 elsewhere); log of a masked
+    # copy of a, not of a constant, so that the mixed second derivative keeps its a^(b−1)
+    positive = (_value(a) > 0).astype(np.float64)
+    return g * out * log(a * positive + (1.0 - positive))
 
 
 power = Primitive(
@@ -184,7 +187,9 @@ def _matmul_vjp_left(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
             return g * b
         return reshape(g, g.shape + (1,)) @ reshape(b, (1, b.shape[0]))
     if a.ndim == 1:
-        return reshape(reshape(g, (1,) + g.shape[-1:]) @ _swap(b), a.shape)
+        # a acts as a (1, k) row against every matrix of a batched b: (..., 1, k) → (..., k)
+        row = reshape(g, g.shape[:-1] + (1, g.shape[-1])) @ _swap(b)
+        return reshape(row, row.shape[:-2] + row.shape[-1:])
     return g @ _swap(b)
 
 
@@ -192,9 +197,11 @@ def _matmul_vjp_right(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
     if a.ndim == 1:
         if b.ndim == 1:
             return g * a
-        return reshape(a, (a.shape[0], 1)) @ reshape(g, (1,) + g.shape[-1:])
+        return reshape(a, (a.shape[0], 1)) @ reshape(g, g.shape[:-1] + (1, g.shape[-1]))
     if b.ndim == 1:
-        return reshape(_swap(a) @ reshape(g, g.shape + (1,)), b.shape)
+        # one (k, 1) column per matrix of a batched a; the engine sums the batch away
+        column = _swap(a) @ reshape(g, g.shape + (1,))
+        return reshape(column, column.shape[:-1])
     return _swap(a) @ g
 
 
@@ -215,17 +222,14 @@ exp = Primitive("exp", np.exp, (lambda g, out, x: g * out,), formula="exp(x)")
 log = Primitive("log", np.log, (lambda g, out, x: g / x,), formula="log(x)")
 sin = Primitive("sin", np.sin, (lambda g, out, x: g * cos(x),), formula="sin(x)")
 cos = Primitive("cos", np.cos, (lambda g, out, x: negative(g * sin(x)),), formula="cos(x)")
-tanh = Primitive(
-    "tanh", np.tanh, (lambda g, out, x: g * (1.0 - out * out),), formula="tanh(x)"
-)
+tanh = Primitive("tanh", np.tanh, (lambda g, out, x: g * (1.0 - out * out),), formula="tanh(x)")
 
 
 def _sigmoid_forward(x: np.ndarray) -> np.ndarray:
-    # σ(x) = (1 + tanh(x/2)) / 2: one ufunc, and it never overflows
-    result = np.tanh(0.5 * x)
-    result += 1.0
-    result *= 0.5
-    return result
+    # 1 / (1 + e^-x) written so that neither branch overflows and the left tail keeps
+    # its relative precision ((1 + tanh(x/2)) / 2 rounds σ(−40) to 0, so log σ = −inf)
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
 
 
 sigmoid = Primitive(
@@ -249,9 +253,7 @@ relu = Primitive(
     (lambda g, out, x: g * (_value(x) > 0),),
     formula="max(0, x)",
 )
-absolute = Primitive(
-    "abs", np.abs, (lambda g, out, x: g * np.sign(_value(x)),), formula="|x|"
-)
+absolute = Primitive("abs", np.abs, (lambda g, out, x: g * np.sign(_value(x)),), formula="|x|")
 hard_tanh = Primitive(
     "hard_tanh",
     lambda x: np.clip(x, -1.0, 1.0),
@@ -276,9 +278,7 @@ def _expand(g: Tensor, axis: int, ndim: int) -> Tensor:
     return reshape(g, tuple(shape))
 
 
-max_ = Primitive(
-    "max", lambda x, axis: np.max(x, axis=axis), (_max_vjp,), formula="max_j x_j"
-)
+max_ = Primitive("max", lambda x, axis: np.max(x, axis=axis), (_max_vjp,), formula="max_j x_j")
 
 
 def _logsumexp_forward(x: np.ndarray, axis: int) -> np.ndarray:
@@ -330,17 +330,22 @@ affine = Primitive(
 )
 
 
+def _rows(z: Tensor | np.ndarray) -> float:
+    # the minibatch size; a scalar logit (the unit-level graph) is one example
+    return float(z.shape[0]) if z.ndim else 1.0
+
+
 def _bernoulli_forward(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     # Eq. 6.3 as ζ(z) − y z: the mean over the rows of the minibatch
-    return np.add.reduce(np.logaddexp(0.0, z) - y * z, axis=None) / z.shape[0]
+    return np.add.reduce(np.logaddexp(0.0, z) - y * z, axis=None) / _rows(z)
 
 
 bernoulli_nll = Primitive(
     "bernoulli_nll",
     _bernoulli_forward,
     (
-        lambda g, out, z, y: (sigmoid(z) - y) * (g / z.shape[0]),  # dJ/dz = σ(z) − y
-        lambda g, out, z, y: z * (-g / z.shape[0]),
+        lambda g, out, z, y: (sigmoid(z) - y) * (g / _rows(z)),  # dJ/dz = σ(z) − y
+        lambda g, out, z, y: z * (-g / _rows(z)),
     ),
     formula="J = mean(ζ(z) − y z)",
     symbol="J",
@@ -367,6 +372,59 @@ softmax_nll = Primitive(
 )
 
 
+# ----- scalar primitives of the unit-level graph (one node per scalar, Fig. 6.8) ----
+@cache
+def unit_sum(fan_in: int) -> Primitive:
+    """a = b + Σ_i w_i h_i for one unit, over scalars: inputs (b, w_1, h_1, w_2, h_2, ...)."""
+
+    def forward(bias: np.ndarray, *pairs: np.ndarray) -> np.ndarray:
+        total = np.array(bias, dtype=np.float64)
+        for i in range(0, len(pairs), 2):
+            total = total + pairs[i] * pairs[i + 1]
+        return total
+
+    def weight_vjp(i: int) -> Vjp:
+        return lambda g, out, bias, *pairs: g * pairs[2 * i + 1]  # ∂a/∂w_i = h_i
+
+    def input_vjp(i: int) -> Vjp:
+        return lambda g, out, bias, *pairs: g * pairs[2 * i]  # ∂a/∂h_i = w_i
+
+    vjps: list[Vjp] = [lambda g, out, bias, *pairs: g]  # ∂a/∂b = 1
+    for i in range(fan_in):
+        vjps += [weight_vjp(i), input_vjp(i)]
+    return Primitive("unit_sum", forward, tuple(vjps), formula="a = b + Σ w h", symbol="Σ")
+
+
+@cache
+def scalar_penalty(count: int) -> Primitive:
+    """Ω = λ₂/2 Σ w² + λ₁ Σ |w| over ``count`` scalar weights (params l2, l1); the arc
+    from each weight carries ∂Ω/∂w = λ₂ w + λ₁ sign(w)."""
+
+    def forward(*weights: np.ndarray, l2: float, l1: float) -> np.ndarray:
+        values = np.array(weights, dtype=np.float64)
+        return np.asarray(0.5 * l2 * np.dot(values, values) + l1 * np.abs(values).sum())
+
+    def vjp(i: int) -> Vjp:
+        return lambda g, out, *weights, l2, l1: (
+            g * (l2 * weights[i] + l1 * np.sign(_value(weights[i])))
+        )
+
+    return Primitive(
+        "penalty", forward, tuple(vjp(i) for i in range(count)), formula="Ω", symbol="Ω"
+    )
+
+
+@cache
+def stack(count: int) -> Primitive:
+    """Gather ``count`` scalars into a vector (so a softmax can see all its inputs)."""
+
+    def pick(i: int) -> Vjp:
+        return lambda g, out, *parts: getitem_p(g, index=i)
+
+    vjps = tuple(pick(i) for i in range(count))
+    return Primitive("stack", lambda *parts: np.stack(parts), vjps, formula="[x₁, …, x_k]")
+
+
 # ----- Tensor methods and operators ----------------------------------------------
 def _sum_method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     if isinstance(axis, list):
@@ -390,7 +448,9 @@ def _reshape_method(self: Tensor, *shape: Any) -> Tensor:
     try:
         target = np.reshape(self.value, shape).shape
     except ValueError as error:
-        raise ValueError(f"cannot reshape a tensor of shape {self.shape} to {shape}: {error}") from None
+        raise ValueError(
+            f"cannot reshape a tensor of shape {self.shape} to {shape}: {error}"
+        ) from None
     return reshape(self, target)
 
 
@@ -447,8 +507,33 @@ def maximum_over(x: Tensor, axis: int) -> Tensor:
 PRIMITIVES: dict[str, Primitive] = {
     p.name: p
     for p in (
-        sum_, reshape_p, broadcast_to_p, transpose_p, index_add_p, getitem_p, add, subtract,
-        multiply, divide, negative, power, matmul, exp, log, sin, cos, tanh, sigmoid, softplus,
-        relu, absolute, hard_tanh, max_, logsumexp, affine, bernoulli_nll, softmax_nll,
+        sum_,
+        reshape_p,
+        broadcast_to_p,
+        transpose_p,
+        index_add_p,
+        getitem_p,
+        add,
+        subtract,
+        multiply,
+        divide,
+        negative,
+        power,
+        matmul,
+        exp,
+        log,
+        sin,
+        cos,
+        tanh,
+        sigmoid,
+        softplus,
+        relu,
+        absolute,
+        hard_tanh,
+        max_,
+        logsumexp,
+        affine,
+        bernoulli_nll,
+        softmax_nll,
     )
 }

@@ -1,0 +1,679 @@
+"""Forward and backward passes one node at a time (Algorithms 6.1-6.4, Figs. 6.6-6.8).
+
+``unit_graph`` builds the cost of one example with one node per scalar (inputs,
+weights, biases, pre-activations a, activations h, loss), ``layer_graph`` the same
+cost over a minibatch with matrices and vectors (x, W, b, a, h, loss, Ω, J).
+A ``Stepper`` walks such a graph: each forward step computes one node from its
+parents' values; each backward step, in exactly the reverse order, computes
+∂J/∂u for one node as the sum over its children of (child's gradient × local
+derivative), keeping every term so the page can show it (Algorithm 6.4).
+
+The stepper works on copies of the parameters: stepping never changes a training
+session's weights; ``apply_update`` is the one call that does.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine import primitives as P
+from engine.autodiff import Tensor, as_tensor, no_grad
+from engine.nn import MLP, output_loss
+
+UNIT_LEVEL_ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "hard_tanh", "abs", "linear")
+UNIT_LEVEL_LOSSES = ("bernoulli", "softmax", "squared", "absolute", "gaussian")
+UNIT_LEVEL_LIMIT = 40  # scalar units (inputs + hidden + outputs) for the unit-level view
+_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def _sub(number: int) -> str:
+    return str(number).translate(_SUBSCRIPTS)
+
+
+@dataclass
+class Graph:
+    """A cost and what the page needs to show it."""
+
+    cost: Tensor
+    level: str  # "unit" or "layer"
+    parameters: dict[str, Tensor]  # display name -> leaf (copies of the model's values)
+    sources: dict[str, tuple[int, str, tuple[int, ...]]] = field(default_factory=dict)
+    # display name -> (layer index in model.all_layers, "weights"/"bias"/..., index)
+    message: str = ""
+    kinds: dict[int, str] = field(default_factory=dict)  # node id -> input/parameter/...
+
+
+def unit_level_problem(model: MLP) -> str | None:
+    """Why the unit-level view cannot show this network, or None if it can."""
+    scalars = len(model.spec.features) + sum(layer.units for layer in model.layers)
+    scalars += model.output.units
+    if scalars > UNIT_LEVEL_LIMIT:
+        return (
+            f"this network has {scalars} scalar units; the unit-level view shows at most "
+            f"{UNIT_LEVEL_LIMIT}, so the layer view is shown"
+        )
+    for layer in model.layers:
+        if layer.spec.activation not in UNIT_LEVEL_ACTIVATIONS:
+            return (
+                f"{layer.spec.activation} units combine several numbers per unit; "
+                "the layer view is shown"
+            )
+    if model.spec.output.loss not in UNIT_LEVEL_LOSSES:
+        return f"the {model.spec.output.loss} loss is shown in the layer view"
+    return None
+
+
+def unit_graph(model: MLP, x: np.ndarray, y: Any, l2: float = 0.0, l1: float = 0.0) -> Graph:
+    """J for one example, one node per scalar (like Fig. 6.8 and micrograd's graphs)."""
+    problem = unit_level_problem(model)
+    if problem:
+        raise ValueError(problem)
+    features = model.features(np.asarray(x, dtype=np.float64).reshape(1, -1))[0]
+    kinds: dict[int, str] = {}
+    parameters: dict[str, Tensor] = {}
+    sources: dict[str, tuple[int, str, tuple[int, ...]]] = {}
+    h: list[Tensor] = []
+    for i, name in enumerate(model.spec.features):
+        node = as_tensor(features[i]).named(f"x{_sub(i + 1)}" if len(h) < 9 else name)
+        kinds[node.id] = "input"
+        h.append(node)
+    weights_for_penalty: list[Tensor] = []
+    for k, layer in enumerate(model.all_layers, start=1):
+        is_output = layer is model.output
+        unit_sum = P.unit_sum(len(h))
+        next_h: list[Tensor] = []
+        for j in range(layer.units):
+            bias = Tensor(
+                layer.bias.value[j],
+                requires_grad=True,
+                name=_unit_name("b", k, j, is_output, layer.units),
+            )
+            parameters[bias.name] = bias
+            sources[bias.name] = (k - 1, "bias", (j,))
+            kinds[bias.id] = "parameter"
+            operands: list[Tensor] = [bias]
+            for i, h_i in enumerate(h):
+                weight = Tensor(
+                    layer.weights.value[i, j],
+                    requires_grad=True,
+                    name=_weight_name(k, i, j, is_output, layer.units),
+                )
+                parameters[weight.name] = weight
+                sources[weight.name] = (k - 1, "weights", (i, j))
+                kinds[weight.id] = "parameter"
+                weights_for_penalty.append(weight)
+                operands += [weight, h_i]
+            a = unit_sum(*operands).named(
+                _unit_name("z" if is_output else "a", k, j, is_output, layer.units)
+            )
+            if is_output:
+                next_h.append(a)
+                continue
+            activation = layer.spec.activation
+            unit = a if activation == "linear" else _UNIT_OPS[activation](a)
+            if unit is a:
+                unit = a + 0.0
+            next_h.append(unit.named(_unit_name("h", k, j, False, layer.units)))
+        h = next_h
+    loss = _unit_loss(model, h, y).named("L")
+    cost = _add_penalty(loss, weights_for_penalty, l2, l1)
+    return Graph(cost, "unit", parameters, sources, kinds=kinds)
+
+
+def _unit_name(letter: str, layer: int, unit: int, is_output: bool, units: int) -> str:
+    if is_output:
+        return letter if units == 1 else f"{letter}{_sub(unit + 1)}"
+    return f"{letter}{_sub(layer)},{_sub(unit + 1)}"
+
+
+def _weight_name(layer: int, i: int, j: int, is_output: bool, units: int) -> str:
+    if is_output:
+        return f"w{_sub(i + 1)}" if units == 1 else f"W{_sub(i + 1)},{_sub(j + 1)}"
+    return f"W{_sub(layer)}:{_sub(i + 1)},{_sub(j + 1)}"
+
+
+_UNIT_OPS = {
+    "tanh": P.tanh,
+    "relu": P.relu,
+    "sigmoid": P.sigmoid,
+    "softplus": P.softplus,
+    "hard_tanh": P.hard_tanh,
+    "abs": P.absolute,
+}
+
+
+def _unit_loss(model: MLP, outputs: list[Tensor], y: Any) -> Tensor:
+    kind = model.spec.output.loss
+    target = float(np.asarray(y).reshape(-1)[0])
+    z = outputs[0]
+    if kind == "bernoulli":
+        return P.bernoulli_nll(z, target)
+    if kind == "softmax":
+        onehot = np.zeros(len(outputs))
+        onehot[int(target)] = 1.0
+        stacked = P.stack(len(outputs))(*outputs).named("z")
+        return P.softmax_nll(stacked.reshape(1, len(outputs)), onehot.reshape(1, -1))
+    diff = z - target
+    if kind == "squared":
+        return 0.5 * diff * diff
+    if kind == "absolute":
+        return P.absolute(diff)
+    precision = model.spec.output.precision
+    constant = -0.5 * np.log(precision) + 0.5 * np.log(2.0 * np.pi)
+    return 0.5 * precision * diff * diff + constant
+
+
+def _add_penalty(loss: Tensor, weights: list[Tensor], l2: float, l1: float) -> Tensor:
+    """J = L + Ω, with Ω on weights only (biases are not penalised)."""
+    if not weights or not (l2 or l1):
+        return _rename_cost(loss)
+    if weights[0].ndim == 0:  # unit level: one Ω node with an arc from every weight
+        penalty = P.scalar_penalty(len(weights))(*weights, l2=float(l2), l1=float(l1))
+    else:
+        terms = []
+        for w in weights:
+            if l2:
+                terms.append((0.5 * l2) * (w * w).sum())
+            if l1:
+                terms.append(l1 * P.absolute(w).sum())
+        penalty = terms[0]
+        for term in terms[1:]:
+            penalty = penalty + term
+    penalty.named("Ω")
+    return (loss + penalty).named("J")
+
+
+def _rename_cost(loss: Tensor) -> Tensor:
+    # without a penalty the cost is the loss itself
+    return (loss + 0.0).named("J")
+
+
+def layer_graph(model: MLP, x: np.ndarray, y: Any, l2: float = 0.0, l1: float = 0.0) -> Graph:
+    """J over a minibatch with one node per matrix or vector (Algorithms 6.1 and 6.2)."""
+    clone = copy.deepcopy(model)
+    kinds: dict[int, str] = {}
+    parameters: dict[str, Tensor] = {}
+    sources: dict[str, tuple[int, str, tuple[int, ...]]] = {}
+    for k, layer in enumerate(clone.all_layers):
+        for kind in ("weights", "bias", "slope", "widths"):
+            tensor = getattr(layer, kind)
+            if tensor is not None:
+                tensor.grad = None
+                parameters[tensor.name] = tensor
+                sources[tensor.name] = (k, kind, ())
+                kinds[tensor.id] = "parameter"
+    features = as_tensor(clone.features(np.asarray(x, dtype=np.float64))).named("x")
+    kinds[features.id] = "input"
+    h = features
+    for k, layer in enumerate(clone.layers, start=1):
+        a = layer.pre_activation(h).named(f"a{_sub(k)}")
+        h = layer.activate(a)
+        if h is a:
+            h = a + 0.0
+        h.named(f"h{_sub(k)}")
+    z = clone.output.pre_activation(h).named("z")
+    loss = output_loss(clone.spec.output, z, np.asarray(y, dtype=np.float64)).named("L")
+    cost = _add_penalty(loss, clone.weight_tensors(), l2, l1)
+    return Graph(cost, "layer", parameters, sources, kinds=kinds)
+
+
+def build_graph(
+    model: MLP, x: np.ndarray, y: Any, l2: float = 0.0, l1: float = 0.0, level: str = "auto"
+) -> Graph:
+    """The unit-level graph for one example when the net is small enough, else the
+    layer graph (with a message saying why)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if level not in ("auto", "unit", "layer"):
+        raise ValueError(f"level must be 'auto', 'unit' or 'layer', got {level!r}")
+    problem = unit_level_problem(model)
+    if level in ("auto", "unit") and x.shape[0] == 1 and problem is None:
+        return unit_graph(model, x[0], y[0], l2, l1)
+    graph = layer_graph(model, x, y, l2, l1)
+    if level == "unit":
+        graph.message = problem or "a minibatch is shown in the layer view"
+    return graph
+
+
+# ----- the stepper --------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return f"{float(array):.4g}"
+    return f"[{array.shape[0]}×{array.shape[1]}]" if array.ndim == 2 else f"[{array.size}]"
+
+
+class Stepper:
+    """A cursor over a graph: forward steps, then backward steps in reverse order."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.nodes = _forward_order(graph.cost)
+        self.by_id = {node.id: node for node in self.nodes}
+        self.operations = [node for node in self.nodes if node.op is not None]
+        self.children: dict[int, list[Tensor]] = {node.id: [] for node in self.nodes}
+        for node in self.nodes:
+            for parent in node.parents:
+                if node not in self.children[parent.id]:
+                    self.children[parent.id].append(node)
+        # backward visits every node that leads to a parameter, in reverse order
+        self.backward_nodes = [node for node in reversed(self.nodes) if node.requires_grad]
+        self.values: dict[int, np.ndarray] = {}
+        self.grads: dict[int, np.ndarray] = {}
+        self.history: list[tuple[str, int]] = []
+        self.reset()
+
+    # ----- cursor ------------------------------------------------------------------
+    def reset(self) -> None:
+        self.values = {node.id: node.value for node in self.nodes if node.op is None}
+        self.grads = {}
+        self.history = []
+
+    @property
+    def phase(self) -> str:
+        forward_done = sum(1 for kind, _ in self.history if kind == "forward")
+        if forward_done < len(self.operations):
+            return "forward"
+        if len(self.grads) < len(self.backward_nodes):
+            return "backward"
+        return "done"
+
+    def step(self) -> dict[str, Any]:
+        """One step in whichever pass comes next."""
+        phase = self.phase
+        if phase == "forward":
+            return self.step_forward()
+        if phase == "backward":
+            return self.step_backward()
+        raise ValueError("both passes are complete: reset, or go back a step")
+
+    def step_forward(self) -> dict[str, Any]:
+        done = sum(1 for kind, _ in self.history if kind == "forward")
+        if done >= len(self.operations):
+            raise ValueError("the forward pass is complete")
+        node = self.operations[done]
+        operands = [self.values[p.id] for p in node.parents]
+        value = node.op.forward(*operands, **node.params)
+        self.values[node.id] = value
+        self.history.append(("forward", node.id))
+        return {
+            "phase": "forward",
+            "node": node.id,
+            "name": self._name(node),
+            "op": node.op.name,
+            "value": value,
+            "formula": self.formula(node),
+        }
+
+    def step_backward(self) -> dict[str, Any]:
+        if self.phase != "backward":
+            raise ValueError("finish the forward pass before stepping backward")
+        node = self.backward_nodes[len(self.grads)]
+        terms = []
+        if node is self.graph.cost:
+            total = np.ones_like(np.asarray(self.values[node.id], dtype=np.float64))
+        else:
+            total = np.zeros_like(np.asarray(self.values[node.id], dtype=np.float64))
+            for child in self.children[node.id]:
+                if child.id not in self.grads:
+                    continue  # the child does not lead to the cost
+                child_grad = self.grads[child.id]
+                contribution = np.zeros_like(total)
+                local = np.zeros_like(total) if total.ndim == 0 else None
+                operands = [self.values[p.id] for p in child.parents]
+                for position, parent in enumerate(child.parents):
+                    if parent is not node or child.op.vjps[position] is None:
+                        continue
+                    vjp = child.op.vjps[position]
+                    part = _fit(
+                        vjp(child_grad, self.values[child.id], *operands, **child.params),
+                        total.shape,
+                    )
+                    contribution = contribution + part
+                    if local is not None and np.ndim(child_grad) == 0:
+                        unit = _fit(vjp(1.0, self.values[child.id], *operands, **child.params), ())
+                        local = local + unit
+                total = total + contribution
+                terms.append(
+                    {
+                        "child": child.id,
+                        "child_name": self._name(child),
+                        "child_grad": child_grad,
+                        "local": local,
+                        "contribution": contribution,
+                    }
+                )
+        self.grads[node.id] = total
+        self.history.append(("backward", node.id))
+        return {
+            "phase": "backward",
+            "node": node.id,
+            "name": self._name(node),
+            "grad": total,
+            "terms": terms,
+            "formula": self.backward_formula(node, terms),
+            "algorithm": self.algorithm_line(node),
+        }
+
+    def back(self) -> dict[str, Any] | None:
+        """Undo the last step."""
+        if not self.history:
+            return None
+        kind, node_id = self.history.pop()
+        if kind == "forward":
+            del self.values[node_id]
+        else:
+            del self.grads[node_id]
+        return {"phase": kind, "node": node_id, "undone": True}
+
+    def run_to_end(self) -> list[dict[str, Any]]:
+        events = []
+        while self.phase != "done":
+            events.append(self.step())
+        return events
+
+    # ----- what the page shows --------------------------------------------------------
+    def _name(self, node: Tensor) -> str:
+        return node.name or f"{node.op.name if node.op else 'c'}#{node.id}"
+
+    def formula(self, node: Tensor) -> str:
+        """The node's defining formula, then the same with its parents' numbers."""
+        name = self._name(node)
+        value = _fmt(self.values.get(node.id))
+        parents = node.parents
+        names = [self._name(p) for p in parents]
+        numbers = [_fmt(self.values.get(p.id)) for p in parents]
+        op = node.op.name
+        if op == "unit_sum":
+            symbolic = " + ".join(
+                [names[0]] + [f"{names[i]}·{names[i + 1]}" for i in range(1, len(names), 2)]
+            )
+            numeric = " + ".join(
+                [numbers[0]]
+                + [f"({numbers[i]})({numbers[i + 1]})" for i in range(1, len(numbers), 2)]
+            )
+            return f"{name} = {symbolic} = {numeric} = {value}"
+        if op == "penalty":
+            return f"{name} = λ₂/2 Σ w² + λ₁ Σ |w| over {len(parents)} weights = {value}"
+        if op == "affine":
+            shapes = f"{numbers[0]}·{numbers[1]} + {numbers[2]}"
+            return f"{name} = {names[0]} {names[1]} + {names[2]}  ({shapes}) = {value}"
+        if len(parents) == 2 and node.op.symbol and op not in ("bernoulli_nll", "softmax_nll"):
+            symbol = node.op.symbol
+            symbolic = f"{names[0]} {symbol} {names[1]}"
+            return f"{name} = {symbolic} = {numbers[0]} {symbol} {numbers[1]} = {value}"
+        if op == "bernoulli_nll":
+            z, y = numbers
+            return f"{name} = ζ({names[0]}) − y·{names[0]} with y = {y}: ζ({z}) − {y}·{z} = {value}"
+        if op == "softmax_nll":
+            return f"{name} = log Σ exp({names[0]}) − {names[0]}_y = {value}"
+        arguments = ", ".join(names)
+        return f"{name} = {op}({arguments}) = {op}({', '.join(numbers)}) = {value}"
+
+    def backward_formula(self, node: Tensor, terms: list[dict[str, Any]]) -> str:
+        name = self._name(node)
+        top = self._name(self.graph.cost)
+        if node is self.graph.cost:
+            return f"∂{top}/∂{name} = 1"
+        if not terms:
+            return f"∂{top}/∂{name} = 0"
+        pieces = []
+        numbers = []
+        for term in terms:
+            pieces.append(f"∂{top}/∂{term['child_name']} · ∂{term['child_name']}/∂{name}")
+            if term["local"] is not None:
+                numbers.append(f"({_fmt(term['child_grad'])})({_fmt(term['local'])})")
+            else:
+                numbers.append(_fmt(term["contribution"]))
+        return (
+            f"∂{top}/∂{name} = "
+            + " + ".join(pieces)
+            + " = "
+            + " + ".join(numbers)
+            + f" = {_fmt(self.grads[node.id])}"
+        )
+
+    def algorithm_line(self, node: Tensor) -> str:
+        """The matching line of Algorithm 6.2 in the layer view."""
+        if self.graph.level != "layer" or node.name is None:
+            return ""
+        name = node.name
+        if name == "J":
+            return "g ← ∇_J J = 1"
+        if name == "L":
+            return "g ← ∇_ŷ L (the output unit's gradient)"
+        if name == "z":
+            return "g ← ∇_z J (for the loss's output unit: e.g. σ(z) − y or p − e_y)"
+        if name.startswith("h"):
+            return f"g ← ∇_{name} J = g W{name[1:]}⁺¹ᵀ (propagate to the layer below)"
+        if name.startswith("a"):
+            return f"g ← g ⊙ f′({name})"
+        if name.startswith("W"):
+            return f"∇_{name} J = h⁽ᵏ⁻¹⁾ᵀ g (+ λ {name} from the penalty)"
+        if name.startswith("b"):
+            return f"∇_{name} J = Σ_examples g"
+        return ""
+
+    def node_table(self) -> list[dict[str, Any]]:
+        """Every node with what is known of it so far (for drawing the graph)."""
+        rows = []
+        for node in self.nodes:
+            rows.append(
+                {
+                    "id": node.id,
+                    "name": self._name(node),
+                    "op": node.op.name
+                    if node.op is not None
+                    else self.graph.kinds.get(node.id, "constant"),
+                    "parents": [p.id for p in node.parents],
+                    "shape": list(np.shape(node.value)),
+                    "value": self.values.get(node.id),
+                    "grad": self.grads.get(node.id),
+                    "requires_grad": node.requires_grad,
+                }
+            )
+        return rows
+
+    # ----- chain-rule paths (Figs. 6.5 and 6.7) -------------------------------------------
+    def local_derivative(self, parent: Tensor, child: Tensor) -> float:
+        """∂child/∂parent for scalar nodes (the label on one arc)."""
+        operands = [self.by_id[p.id].value for p in child.parents]
+        total = 0.0
+        for position, p in enumerate(child.parents):
+            if p is parent and child.op.vjps[position] is not None:
+                part = child.op.vjps[position](1.0, child.value, *operands, **child.params)
+                total += float(np.sum(part)) if np.ndim(child.value) == 0 else np.nan
+        return total
+
+    def paths(self, parameter: str, limit: int = 2000) -> dict[str, Any]:
+        """Every path from a parameter to J with the product of local derivatives along
+        it; their sum equals the back-propagated gradient (unit-level graphs)."""
+        if self.graph.level != "unit":
+            raise ValueError("paths are listed in the unit-level view only")
+        start = self.graph.parameters.get(parameter)
+        if start is None:
+            raise ValueError(f"unknown parameter {parameter!r}")
+        cost = self.graph.cost
+        count = _count_paths(start, cost, self.children)
+        listed: list[dict[str, Any]] = []
+        stack: list[tuple[Tensor, list[Tensor], float]] = [(start, [start], 1.0)]
+        while stack and len(listed) < limit:
+            node, path, product = stack.pop()
+            if node is cost:
+                listed.append({"nodes": [self._name(n) for n in path], "product": product})
+                continue
+            for child in self.children[node.id]:
+                if not child.requires_grad:
+                    continue
+                stack.append((child, path + [child], product * self.local_derivative(node, child)))
+        total = float(sum(item["product"] for item in listed))
+        return {
+            "parameter": parameter,
+            "paths": listed,
+            "count": count,
+            "complete": len(listed) == count,
+            "sum": total,
+            "edges": sum(len(n.parents) for n in self.nodes if n.op is not None),
+        }
+
+
+def _fit(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    value = np.asarray(value, dtype=np.float64)
+    if value.shape == shape:
+        return value
+    return np.asarray(P.sum_to_shape(value, shape), dtype=np.float64)
+
+
+def _forward_order(root: Tensor) -> list[Tensor]:
+    seen: set[int] = set()
+    nodes: list[Tensor] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.id in seen:
+            continue
+        seen.add(node.id)
+        nodes.append(node)
+        stack.extend(node.parents)
+    # a node is created after its parents, so ids give a forward order
+    nodes.sort(key=lambda n: n.id)
+    return nodes
+
+
+def _count_paths(start: Tensor, cost: Tensor, children: dict[int, list[Tensor]]) -> int:
+    memo: dict[int, int] = {cost.id: 1}
+    order = [start]
+    stack = [start]
+    seen = {start.id}
+    while stack:  # collect the nodes reachable from start
+        node = stack.pop()
+        for child in children[node.id]:
+            if child.id not in seen:
+                seen.add(child.id)
+                order.append(child)
+                stack.append(child)
+    for node in sorted(order, key=lambda n: -n.id):
+        if node.id in memo:
+            continue
+        memo[node.id] = sum(memo.get(child.id, 0) for child in children[node.id])
+    return memo.get(start.id, 0)
+
+
+def path_growth(
+    width: int = 3, depths: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
+) -> list[dict[str, int]]:
+    """For nets of one width and growing depth: how many chain-rule paths lead from a
+    first-layer weight to J, against the number of arcs back-propagation visits."""
+    from engine.spec import LayerSpec, ModelSpec
+
+    rows = []
+    for depth in depths:
+        spec = ModelSpec(layers=[LayerSpec(width, "tanh") for _ in range(depth)])
+        model = MLP(spec)
+        graph = unit_graph(model, np.zeros(2), 1.0) if unit_level_problem(model) is None else None
+        if graph is None:
+            break
+        stepper = Stepper(graph)
+        first = next(name for name in graph.parameters if name.startswith("W₁"))
+        start = graph.parameters[first]
+        rows.append(
+            {
+                "depth": depth,
+                "paths": _count_paths(start, graph.cost, stepper.children),
+                "arcs": sum(len(n.parents) for n in stepper.nodes if n.op is not None),
+            }
+        )
+    return rows
+
+
+def figure_6_7_graph(u1: float = 0.8) -> Graph:
+    """The chapter's worked example: u₂ = u₁², u₃ = exp(u₁ + u₂). There are two paths
+    from u₁ to u₃, and ∂u₃/∂u₁ = e^(u₁+u₂) (1 + 2u₁) sums them."""
+    first = Tensor(float(u1), requires_grad=True, name="u₁")
+    second = (first * first).named("u₂")
+    exponent = (first + second).named("u₁+u₂")
+    third = P.exp(exponent).named("u₃")
+    return Graph(third, "unit", {"u₁": first}, kinds={first.id: "input"})
+
+
+# ----- checks and the update ------------------------------------------------------------
+
+
+def gradient_check(
+    graph: Graph, names: list[str] | None = None, epsilon: float = 1e-6
+) -> list[dict[str, Any]]:
+    """Central finite differences beside back-propagated gradients, flagged above 1e-6."""
+    from engine.autodiff import grad
+
+    names = list(graph.parameters) if names is None else names
+    for name in names:
+        if name not in graph.parameters:
+            raise ValueError(f"unknown parameter {name!r}")
+    tensors = [graph.parameters[name] for name in names]
+    backprop = grad(graph.cost, tensors)
+    rows = []
+    for name, tensor, analytic in zip(names, tensors, backprop):
+        for index in np.ndindex(tensor.shape):
+            original = tensor.value[index] if tensor.ndim else float(tensor.value)
+            values = []
+            for sign in (1.0, -1.0):
+                _set(tensor, index, original + sign * epsilon)
+                values.append(_recompute(graph.cost))
+            _set(tensor, index, original)
+            numeric = (values[0] - values[1]) / (2 * epsilon)
+            exact = float(analytic.value[index]) if tensor.ndim else float(analytic.value)
+            error = abs(numeric - exact) / max(abs(numeric) + abs(exact), 1e-12)
+            label = name if not tensor.ndim else f"{name}[{','.join(map(str, index))}]"
+            rows.append(
+                {
+                    "name": label,
+                    "backprop": exact,
+                    "numeric": numeric,
+                    "relative_error": error,
+                    "flagged": error > 1e-6,
+                }
+            )
+    return rows
+
+
+def _set(tensor: Tensor, index: tuple[int, ...], value: float) -> None:
+    if tensor.ndim:
+        tensor.value[index] = value
+    else:
+        tensor.value = np.asarray(value, dtype=np.float64)
+
+
+def _recompute(root: Tensor) -> float:
+    """Re-run the recorded forward computation from the leaves' current values."""
+    values: dict[int, np.ndarray] = {}
+    with no_grad():
+        for node in _forward_order(root):
+            if node.op is None:
+                values[node.id] = node.value
+            else:
+                values[node.id] = node.op.forward(
+                    *[values[p.id] for p in node.parents], **node.params
+                )
+    return float(values[root.id])
+
+
+def apply_update(
+    model: MLP, graph: Graph, grads: dict[str, np.ndarray], learning_rate: float
+) -> None:
+    """θ ← θ − ε ∇θ J, written into the model (the one call that changes its weights)."""
+    layers = model.all_layers
+    for name, gradient in grads.items():
+        layer_index, kind, index = graph.sources[name]
+        target = getattr(layers[layer_index], kind)
+        if index:
+            target.value[index] -= learning_rate * float(gradient)
+        else:
+            target.value -= learning_rate * np.asarray(gradient)
