@@ -122,7 +122,7 @@ class Tensor:
         return self.op is None
 
     def item(self) -> float:
-        return float(self.value)
+        return float(self.value.item())
 
     def numpy(self) -> np.ndarray:
         return self.value
