@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import primitives
 from engine.autodiff import as_tensor
 from engine.primitives import PRIMITIVES
 
@@ -68,6 +69,16 @@ class EngineOps:
 
     def logsumexp(self, x: Any, axis: int) -> Any:
         return PRIMITIVES["logsumexp"](x, axis=axis)
+
+    # parametric primitives of the unit-level graph, made per fan-in by a factory
+    def unit_sum(self, bias: Any, *pairs: Any) -> Any:
+        return primitives.unit_sum(len(pairs) // 2)(bias, *pairs)
+
+    def stack(self, *parts: Any) -> Any:
+        return primitives.stack(len(parts))(*parts)
+
+    def penalty(self, *weights: Any, l2: float, l1: float) -> Any:
+        return primitives.scalar_penalty(len(weights))(*weights, l2=l2, l1=l1)
 
     def __getattr__(self, name: str) -> Any:
         # add, subtract, multiply, divide, negative, power, matmul, exp, log, sin, cos,
@@ -148,6 +159,19 @@ def torch_ops() -> Any:
         @staticmethod
         def hard_tanh(x: Any) -> Any:
             return torch.clamp(x, -1.0, 1.0)
+
+        @staticmethod
+        def unit_sum(bias: Any, *pairs: Any) -> Any:
+            return bias + sum(pairs[i] * pairs[i + 1] for i in range(0, len(pairs), 2))
+
+        @staticmethod
+        def stack(*parts: Any) -> Any:
+            return torch.stack(parts)
+
+        @staticmethod
+        def penalty(*weights: Any, l2: float, l1: float) -> Any:
+            flat = torch.stack(weights)
+            return 0.5 * l2 * (flat * flat).sum() + l1 * flat.abs().sum()
 
         @staticmethod
         def affine(h: Any, weights: Any, bias: Any) -> Any:
@@ -404,7 +428,43 @@ def _build_cases() -> list[Case]:
         lambda ops, x: ops.logsumexp(x, 1),
         smooth((3, 4)) + np.array([[40.0], [-40.0], [0.0]]),
     )
+    add_case(
+        "bernoulli_nll",
+        "scalar",
+        lambda ops, z, y: ops.bernoulli_nll(z, y),
+        smooth((), -3.0, 3.0),
+        _rng.uniform(0.0, 1.0, ()),
+    )
+
+    # parametric primitives of the unit-level graph (Fig. 6.8: one node per scalar)
+    add_case(
+        "unit_sum",
+        "fan-in-3",
+        lambda ops, b, w1, h1, w2, h2, w3, h3: ops.unit_sum(b, w1, h1, w2, h2, w3, h3),
+        *(smooth(()) for _ in range(7)),
+    )
+    add_case("unit_sum", "fan-in-0", lambda ops, b: ops.unit_sum(b), smooth(()))
+    add_case(
+        "stack", "scalars", lambda ops, a, b, c: ops.stack(a, b, c), *(smooth(()) for _ in range(3))
+    )
+    add_case("stack", "vectors", lambda ops, a, b: ops.stack(a, b), smooth((4,)), smooth((4,)))
+    add_case(
+        "penalty",
+        "l2-and-l1",
+        lambda ops, w1, w2, w3: ops.penalty(w1, w2, w3, l2=0.3, l1=0.05),
+        *(away_from_zero(()) for _ in range(3)),
+    )
     return cases
+
+
+def primitive_factories() -> dict[str, Any]:
+    """The primitive made by each cached factory of engine.primitives, by primitive name."""
+    factories = [
+        member
+        for member in vars(primitives).values()
+        if callable(member) and hasattr(member, "cache_info")
+    ]
+    return {factory(2).name: factory for factory in factories}
 
 
 CASES: list[Case] = _build_cases()
