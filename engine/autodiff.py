@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-from heapq import heappop, heappush
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
@@ -383,7 +383,9 @@ def trace(output: Tensor) -> list[dict[str, Any]]:
         {
             "id": node.id,
             "name": node.name,
-            "op": node.op.name if node.op is not None else ("parameter" if node.requires_grad else "constant"),
+            "op": node.op.name
+            if node.op is not None
+            else ("parameter" if node.requires_grad else "constant"),
             "parents": [p.id for p in node.parents],
             "params": {k: _plain(v) for k, v in node.params.items()},
             "shape": list(node.shape),
@@ -396,6 +398,11 @@ def trace(output: Tensor) -> list[dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
+    """Make a primitive's parameters JSON-safe (index tuples, slices, arrays)."""
+    if isinstance(value, slice):
+        return {"slice": [value.start, value.stop, value.step]}
+    if value is Ellipsis:
+        return "..."
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, tuple):
