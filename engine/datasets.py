@@ -81,10 +81,12 @@ def _halves(n: int) -> tuple[int, int]:
 def _circle(rng, n, noise, spec):
     radius = 2.5
     inner, outer = _halves(n)
-    r = np.concatenate([
-        rng.uniform(0.0, 0.5 * radius, inner),
-        rng.uniform(0.7 * radius, radius, outer),
-    ])
+    r = np.concatenate(
+        [
+            rng.uniform(0.0, 0.5 * radius, inner),
+            rng.uniform(0.7 * radius, radius, outer),
+        ]
+    )
     angle = rng.uniform(0.0, 2.0 * math.pi, n)
     x = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1)
     x += 0.5 * noise * rng.standard_normal((n, 2))
@@ -214,49 +216,158 @@ def _user(rng, n, noise, spec):
 
 
 _SETS: list[tuple[DatasetInfo, Generator]] = [
-    (DatasetInfo("circle", "Circle", "binary", 2,
-                 "One class inside a disc, the other on a ring around it: no line separates "
-                 "them, but the squared features x₁², x₂² or one hidden layer do."), _circle),
-    (DatasetInfo("xor", "XOR", "binary", 2,
-                 "The class is the sign of x₁·x₂, the XOR of the two signs: the classic function "
-                 "a linear model cannot learn and one hidden layer can."), _xor),
-    (DatasetInfo("gaussians", "Two Gaussians", "binary", 2,
-                 "Two Gaussian clouds; noise widens them until they overlap. Linearly separable "
-                 "when clean: a logistic regression is enough."), _gaussians),
-    (DatasetInfo("spiral", "Spiral", "binary", 2,
-                 "Two interleaved spiral arms: hard for shallow nets, a showcase for how deeper "
-                 "layers warp the plane."), _spiral),
-    (DatasetInfo("moons", "Two moons", "binary", 2,
-                 "Two interlocking half circles with a curved boundary between them."), _moons),
-    (DatasetInfo("two_curves", "Two curves (Fig. 6.2)", "binary", 2,
-                 "The two curves of Fig. 6.2: no straight line separates them in the input space, "
-                 "but a network with 2 tanh hidden units warps the space until a line does."),
-     _two_curves),
-    (DatasetInfo("checkerboard", "Checkerboard", "binary", 2,
-                 "A 4 × 4 board of alternating squares: many linear regions, a test of capacity."),
-     _checkerboard),
-    (DatasetInfo("spiral_multiclass", "Spiral, K classes", "multiclass", 2,
-                 "K spiral arms (3 by default), one class each: a multinoulli output with a "
-                 "softmax over K units."), _spiral_multiclass),
-    (DatasetInfo("sine_1d", "Sine", "regression", 1,
-                 "y = sin(1.5x) plus Gaussian noise: squared error makes the network estimate "
-                 "the conditional mean E[y | x]."), _sine_1d),
-    (DatasetInfo("heteroscedastic_1d", "Growing noise", "regression", 1,
-                 "Noise whose spread grows with x: a heteroscedastic Gaussian output learns a "
-                 "precision β(x) that shrinks where the data are spread out."),
-     _heteroscedastic_1d),
-    (DatasetInfo("skewed_1d", "Skewed noise", "regression", 1,
-                 "One-sided (exponential) noise above a sine: squared error estimates the "
-                 "conditional mean, absolute error the conditional median."), _skewed_1d),
-    (DatasetInfo("inverse_sine", "Inverse sine (multimodal)", "regression", 1,
-                 "x = t + 0.3 sin(2πt), and the task is to predict t from x: several targets "
-                 "share one input, so p(y | x) has several peaks. A mixture density output can "
-                 "model them; a single Gaussian averages them."), _inverse_sine),
-    (DatasetInfo("ripple_2d", "Ripple", "regression", 2,
-                 "A damped ripple cos(2r)·exp(−r²/8) over the plane: 2-D regression."), _ripple_2d),
-    (DatasetInfo("user", "Your points", "binary", 2,
-                 "Points placed by hand, each [x₁, x₂, label]; labels 0/1 give a binary task, "
-                 "more labels a multi-class one."), _user),
+    (
+        DatasetInfo(
+            "circle",
+            "Circle",
+            "binary",
+            2,
+            "One class inside a disc, the other on a ring around it: no line separates "
+            "them, but the squared features x₁², x₂² or one hidden layer do.",
+        ),
+        _circle,
+    ),
+    (
+        DatasetInfo(
+            "xor",
+            "XOR",
+            "binary",
+            2,
+            "The class is the sign of x₁·x₂, the XOR of the two signs: the classic function "
+            "a linear model cannot learn and one hidden layer can.",
+        ),
+        _xor,
+    ),
+    (
+        DatasetInfo(
+            "gaussians",
+            "Two Gaussians",
+            "binary",
+            2,
+            "Two Gaussian clouds; noise widens them until they overlap. Linearly separable "
+            "when clean: a logistic regression is enough.",
+        ),
+        _gaussians,
+    ),
+    (
+        DatasetInfo(
+            "spiral",
+            "Spiral",
+            "binary",
+            2,
+            "Two interleaved spiral arms: hard for shallow nets, a showcase for how deeper "
+            "layers warp the plane.",
+        ),
+        _spiral,
+    ),
+    (
+        DatasetInfo(
+            "moons",
+            "Two moons",
+            "binary",
+            2,
+            "Two interlocking half circles with a curved boundary between them.",
+        ),
+        _moons,
+    ),
+    (
+        DatasetInfo(
+            "two_curves",
+            "Two curves (Fig. 6.2)",
+            "binary",
+            2,
+            "The two curves of Fig. 6.2: no straight line separates them in the input space, "
+            "but a network with 2 tanh hidden units warps the space until a line does.",
+        ),
+        _two_curves,
+    ),
+    (
+        DatasetInfo(
+            "checkerboard",
+            "Checkerboard",
+            "binary",
+            2,
+            "A 4 × 4 board of alternating squares: many linear regions, a test of capacity.",
+        ),
+        _checkerboard,
+    ),
+    (
+        DatasetInfo(
+            "spiral_multiclass",
+            "Spiral, K classes",
+            "multiclass",
+            2,
+            "K spiral arms (3 by default), one class each: a multinoulli output with a "
+            "softmax over K units.",
+        ),
+        _spiral_multiclass,
+    ),
+    (
+        DatasetInfo(
+            "sine_1d",
+            "Sine",
+            "regression",
+            1,
+            "y = sin(1.5x) plus Gaussian noise: squared error makes the network estimate "
+            "the conditional mean E[y | x].",
+        ),
+        _sine_1d,
+    ),
+    (
+        DatasetInfo(
+            "heteroscedastic_1d",
+            "Growing noise",
+            "regression",
+            1,
+            "Noise whose spread grows with x: a heteroscedastic Gaussian output learns a "
+            "precision β(x) that shrinks where the data are spread out.",
+        ),
+        _heteroscedastic_1d,
+    ),
+    (
+        DatasetInfo(
+            "skewed_1d",
+            "Skewed noise",
+            "regression",
+            1,
+            "One-sided (exponential) noise above a sine: squared error estimates the "
+            "conditional mean, absolute error the conditional median.",
+        ),
+        _skewed_1d,
+    ),
+    (
+        DatasetInfo(
+            "inverse_sine",
+            "Inverse sine (multimodal)",
+            "regression",
+            1,
+            "x = t + 0.3 sin(2πt), and the task is to predict t from x: several targets "
+            "share one input, so p(y | x) has several peaks. A mixture density output can "
+            "model them; a single Gaussian averages them.",
+        ),
+        _inverse_sine,
+    ),
+    (
+        DatasetInfo(
+            "ripple_2d",
+            "Ripple",
+            "regression",
+            2,
+            "A damped ripple cos(2r)·exp(−r²/8) over the plane: 2-D regression.",
+        ),
+        _ripple_2d,
+    ),
+    (
+        DatasetInfo(
+            "user",
+            "Your points",
+            "binary",
+            2,
+            "Points placed by hand, each [x₁, x₂, label]; labels 0/1 give a binary task, "
+            "more labels a multi-class one.",
+        ),
+        _user,
+    ),
 ]
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info, _ in _SETS}
@@ -289,8 +400,8 @@ def check_data_spec(data: DataSpec) -> None:
         raise ValueError(
             f"data.train_fraction must lie strictly between 0 and 1, got {data.train_fraction!r}"
         )
-    if not _is_int(data.seed):
-        raise ValueError(f"data.seed must be an integer, got {data.seed!r}")
+    if not _is_int(data.seed) or data.seed < 0:
+        raise ValueError(f"data.seed must be a non-negative integer, got {data.seed!r}")
     if data.name == "spiral_multiclass" and (
         not _is_int(data.classes) or not 2 <= data.classes <= MAX_CLASSES
     ):
@@ -354,8 +465,15 @@ def make_dataset(data: DataSpec) -> Dataset:
     extent = tuple(_padded(x[:, d].min(), x[:, d].max()) for d in range(x.shape[1]))
     target_extent = _padded(y.min(), y.max()) if task == "regression" else None
     return Dataset(
-        x_train=x[train], y_train=y[train], x_test=x[test], y_test=y[test],
-        task=task, classes=classes, input_dim=x.shape[1], extent=extent, name=data.name,
+        x_train=x[train],
+        y_train=y[train],
+        x_test=x[test],
+        y_test=y[test],
+        task=task,
+        classes=classes,
+        input_dim=x.shape[1],
+        extent=extent,
+        name=data.name,
         target_extent=target_extent,
     )
 

@@ -65,13 +65,20 @@ def check_model_spec(spec: ModelSpec, input_dim: int = 2) -> None:
         if not math.isfinite(layer.slope):
             raise ValueError(f"{where}.slope must be finite")
     if spec.output.loss not in LOSSES:
-        raise ValueError(f"model.output.loss: unknown loss {spec.output.loss!r}; choose from {LOSSES}")
+        raise ValueError(
+            f"model.output.loss: unknown loss {spec.output.loss!r}; choose from {LOSSES}"
+        )
     if spec.output.loss == "gaussian" and not spec.output.precision > 0:
         raise ValueError("model.output.precision must be positive")
     if spec.output.loss == "mixture" and spec.output.components < 1:
         raise ValueError("model.output.components must be at least 1")
     if spec.init not in INITS:
         raise ValueError(f"model.init: unknown initialisation {spec.init!r}; choose from {INITS}")
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, (int, np.integer)) or spec.seed < 0:
+        raise ValueError(f"model.seed must be a non-negative integer, got {spec.seed!r}")
+    scale = spec.init_scale
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        raise ValueError(f"model.init_scale must be a finite number, got {scale!r}")
 
 
 def initial_weights(
@@ -173,7 +180,9 @@ class MLP:
     def _new_output(self, fan_in: int) -> Layer:
         units = output_units(self.spec.output, self.classes)
         weights = initial_weights(self.rng, fan_in, units, self.spec.init, self.spec.init_scale)
-        return Layer(LayerSpec(units, "linear"), Tensor(weights, True), Tensor(np.zeros(units), True))
+        return Layer(
+            LayerSpec(units, "linear"), Tensor(weights, True), Tensor(np.zeros(units), True)
+        )
 
     def _name_parameters(self) -> None:
         for index, layer in enumerate(self.layers + [self.output], start=1):

@@ -26,16 +26,40 @@ def clip_by_norm(grads: list[np.ndarray], max_norm: float) -> float:
     return norm
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def check_training_spec(spec: TrainingSpec) -> None:
+    """Raise ValueError naming the first field of ``spec`` that cannot train."""
+    if spec.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"training.optimizer: unknown optimiser {spec.optimizer!r}; choose from {OPTIMIZERS}"
+        )
+    if not (
+        _number(spec.learning_rate) and math.isfinite(spec.learning_rate) and spec.learning_rate > 0
+    ):
+        raise ValueError(
+            f"training.learning_rate must be a positive number, got {spec.learning_rate!r}"
+        )
+    batch = spec.batch_size
+    if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
+        raise ValueError(f"training.batch_size must be a positive integer, got {batch!r}")
+    for name in ("l2", "l1", "clip_norm"):
+        value = getattr(spec, name)
+        if not (_number(value) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"training.{name} must be a non-negative number, got {value!r}")
+    for name in ("momentum", "beta1", "beta2"):
+        value = getattr(spec, name)
+        if not (_number(value) and 0 <= value < 1):
+            raise ValueError(f"training.{name} must lie in [0, 1), got {value!r}")
+    if not (_number(spec.epsilon) and math.isfinite(spec.epsilon) and spec.epsilon > 0):
+        raise ValueError(f"training.epsilon must be a positive number, got {spec.epsilon!r}")
+
+
 class Optimizer:
     def __init__(self, parameters: list[Tensor], spec: TrainingSpec):
-        if spec.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"training.optimizer: unknown optimiser {spec.optimizer!r}; choose from {OPTIMIZERS}"
-            )
-        if not (math.isfinite(spec.learning_rate) and spec.learning_rate > 0):
-            raise ValueError(
-                f"training.learning_rate must be a positive number, got {spec.learning_rate}"
-            )
+        check_training_spec(spec)
         self.parameters = parameters
         self.spec = spec
         self.steps = 0
@@ -65,13 +89,18 @@ class Optimizer:
                 else:  # look ahead along the velocity: θ ← θ − ε (g + μ v)
                     p.value -= rate * (g + mu * v)
         else:
+            # Adam as in Kingma & Ba's Algorithm 1 (and torch.optim.Adam):
+            # θ ← θ − ε m̂ / (√ŝ + δ) with bias-corrected moments m̂, ŝ
             beta1, beta2 = spec.beta1, spec.beta2
             correction1 = 1.0 - beta1**self.steps
-            correction2 = 1.0 - beta2**self.steps
-            step_size = rate * math.sqrt(correction2) / correction1
+            root_correction2 = math.sqrt(1.0 - beta2**self.steps)
+            step_size = rate / correction1
             for p, g, m, s in zip(self.parameters, grads, self._velocity, self._second):
                 m *= beta1
                 m += (1.0 - beta1) * g
                 s *= beta2
                 s += (1.0 - beta2) * g * g
-                p.value -= step_size * m / (np.sqrt(s) + spec.epsilon)
+                denominator = np.sqrt(s)
+                denominator /= root_correction2
+                denominator += spec.epsilon
+                p.value -= step_size * m / denominator

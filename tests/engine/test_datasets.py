@@ -202,8 +202,11 @@ def model(loss: str, features=("x1", "x2")) -> ModelSpec:
     ],
 )
 def test_check_compatible_matches_loss_and_task(loss, fits):
-    for name, task in (("circle", "binary"), ("spiral_multiclass", "multiclass"),
-                       ("ripple_2d", "regression")):
+    for name, task in (
+        ("circle", "binary"),
+        ("spiral_multiclass", "multiclass"),
+        ("ripple_2d", "regression"),
+    ):
         data = make_dataset(spec(name))
         if task in fits:
             check_compatible(model(loss), data)
