@@ -1,0 +1,238 @@
+"""One WebSocket's life: commands in, replies and client-paced frames out.
+
+Two tasks share the connection. ``_receive`` parses each text message in the event
+loop (pydantic, microseconds) and runs the command on the worker pool. ``_drive``
+trains while the session plays, in slices of at most ``slice_ms`` at the configured
+speed (steps per second, a token bucket), and sends a frame when the client has said
+``ready`` and the session changed since the last frame: at most one frame in flight,
+built from the newest state, never a queue of stale ones. A per-session lock keeps
+the engine calls of one session in order; sessions never share state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from app import encoding
+from app.protocol import parse_command, protocol_for
+from app.scheduler import Worker
+from app.session import CommandError, Session
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+_BURST_S = 0.1  # a session may catch up on at most this much missed training time
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, session: Session, worker: Worker, settings: Settings):
+        self.websocket = websocket
+        self.session = session
+        self.worker = worker
+        self.settings = settings
+        self.protocol = protocol_for(settings)
+        self.engine_lock = asyncio.Lock()
+        self.send_lock = asyncio.Lock()
+        self.wake = asyncio.Event()
+        self.ready = False
+        self.sent_version = 0
+        self.tokens = 0.0
+        self.last_tick = time.monotonic()
+        self.slice_s = settings.slice_ms / 1000.0
+
+    async def run(self) -> None:
+        await self.send_json(self.session.hello())
+        tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._drive())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception) and not _is_disconnect(result):
+                log.error("session %s ended with an error", self.session.id, exc_info=result)
+
+    # ----- sending ------------------------------------------------------------------------
+    async def send_json(self, message: dict[str, Any]) -> None:
+        text = json.dumps(message, allow_nan=False, separators=(",", ":"))
+        async with self.send_lock:
+            await self.websocket.send_text(text)
+
+    async def send_error(self, code: str, message: str, **fields: Any) -> None:
+        error = self.protocol.Error(code=code, message=message, **fields)
+        await self.send_json(error.model_dump())
+
+    # ----- commands -----------------------------------------------------------------------
+    async def _receive(self) -> None:
+        limit = self.settings.max_message_bytes
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                await self.send_error(
+                    "binary_not_accepted", "commands are JSON text messages, not binary ones"
+                )
+                continue
+            if len(text) > limit or len(text.encode()) > limit:
+                await self.send_error(
+                    "too_large", f"message: at most {limit} bytes per message",
+                    field="message", limit=limit,
+                )
+                continue
+            command = parse_command(self.protocol, text)
+            if isinstance(command, self.protocol.Error):
+                await self.send_json(command.model_dump())
+                continue
+            if command.type == "ready":
+                self.ready = True
+                self.wake.set()
+                continue
+            await self._execute(command)
+            self.wake.set()
+
+    async def _execute(self, command: Any) -> None:
+        kind = command.type
+        try:
+            if kind in ("step", "epoch"):
+                failure = await self._train_command(command)
+                if failure is not None:
+                    await self.send_error("diverged", failure, id=command.id, command=kind,
+                                          field="training.learning_rate")
+                    return
+                reply = await self._engine(self.session.state, kind, command.id)
+            else:
+                reply = await self._engine(_handle, self.session, command)
+        except CommandError as error:
+            await self.send_error(error.code, error.message, id=command.id, command=kind,
+                                  field=error.field, limit=error.limit)
+            return
+        except Exception as error:  # the session stays usable whatever went wrong
+            log.exception("command %s failed", kind)
+            await self.send_error("internal", f"{kind} failed: {error}", id=command.id,
+                                  command=kind)
+            return
+        if kind == "play":
+            self.last_tick = time.monotonic()
+        await self.send_json(reply)
+
+    async def _train_command(self, command: Any) -> str | None:
+        """``step``/``epoch``: in slices, so that frames and other sessions interleave."""
+        session = self.session
+        if command.type == "step":
+            remaining = command.count
+            while remaining > 0:
+                done, failure = await self._engine(session.train, remaining, self.slice_s)
+                remaining -= done
+                self.wake.set()
+                if failure is not None or done == 0:
+                    return failure
+            return None
+        target = await self._engine(session.next_epoch_boundary)
+        target += command.count - 1
+        while session.trainer.epochs < target - 1e-9:
+            done, failure = await self._engine(session.train, 1 << 30, self.slice_s, target)
+            self.wake.set()
+            if failure is not None or done == 0:
+                return failure
+        return None
+
+    async def _engine(self, function: Any, *args: Any) -> Any:
+        async with self.engine_lock:
+            return await self.worker.run(function, *args)
+
+    # ----- training and frames --------------------------------------------------------------
+    async def _drive(self) -> None:
+        session = self.session
+        while True:
+            self.wake.clear()
+            busy = False
+            if session.playing:
+                now = time.monotonic()
+                self.tokens = min(self.tokens + session.speed * (now - self.last_tick),
+                                  max(1.0, session.speed * _BURST_S))
+                self.last_tick = now
+                if self.tokens >= 1.0:
+                    done, failure = await self._engine(session.train, int(self.tokens),
+                                                       self.slice_s)
+                    self.tokens -= done
+                    busy = True
+                    if failure is not None:
+                        await self.send_error("diverged", failure, command="play",
+                                              field="training.learning_rate")
+            else:
+                self.tokens = 0.0
+            if self.ready and session.version != self.sent_version:
+                self.ready = False
+                version, frame = await self._engine(_encoded_frame, session)
+                self.sent_version = version
+                async with self.send_lock:
+                    await self.websocket.send_bytes(frame)
+                busy = True
+            if busy:
+                await asyncio.sleep(0)  # let other sessions' jobs and messages in
+                continue
+            timeout = None
+            if session.playing:
+                timeout = max((1.0 - self.tokens) / session.speed, 0.001)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout)
+
+
+def _encoded_frame(session: Session) -> tuple[int, bytes]:
+    version = session.version
+    return version, encoding.pack(session.frame())
+
+
+def _handle(session: Session, command: Any) -> dict[str, Any]:
+    """Run one command on the session (in a worker thread) and build its reply."""
+    kind = command.type
+    if kind == "export":
+        return session.export(command.id)
+    if kind == "configure":
+        notes = session.configure(command)
+    elif kind == "patch":
+        op = command.op
+        if op == "set":
+            notes = session.patch_set(command.path, command.value)
+        elif op == "add_layer":
+            notes = session.add_layer(command.index, command.units, command.activation)
+        elif op == "remove_layer":
+            notes = session.remove_layer(command.index)
+        elif op == "add_unit":
+            notes = session.add_unit(command.layer)
+        else:
+            notes = session.remove_unit(command.layer, command.unit)
+    elif kind == "play":
+        session.playing = True
+        if command.speed is not None:
+            session.speed = float(command.speed)
+        notes = []
+    elif kind == "pause":
+        session.playing = False
+        notes = []
+    elif kind == "reset":
+        notes = session.reset(command.seed)
+    elif kind == "set_weight":
+        notes = session.set_weight(command.name, command.index, command.value)
+    elif kind == "add_point":
+        notes = session.add_point(command.x, command.label)
+    elif kind == "remove_point":
+        notes = session.remove_point(command.x)
+    else:  # pragma: no cover - parse_command admits only the commands above
+        raise CommandError(f"unknown command {kind!r}", field="type")
+    return session.state(kind, command.id, notes)
+
+
+def _is_disconnect(error: BaseException) -> bool:
+    return isinstance(error, (WebSocketDisconnect, asyncio.CancelledError)) or (
+        isinstance(error, RuntimeError) and "close" in str(error).lower()
+    )

@@ -1,0 +1,42 @@
+"""The ASGI app: ``uvicorn app.main:app``. Assembly only: settings, routers, static
+files, templates and the lifespan of the worker pool."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from app.routes import api, pages, ws
+from app.scheduler import Registry, Worker
+from app.settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.worker.close()
+
+    app = FastAPI(title="Backprop Lab", version="0.1.0", lifespan=lifespan)
+    if settings is not get_settings():
+        app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
+    app.state.worker = Worker(settings.worker_threads)
+    app.state.registry = Registry()
+    app.state.templates = Jinja2Templates(directory=ROOT / "templates")
+    app.include_router(api.router)
+    app.include_router(ws.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
+    return app
+
+
+app = create_app()

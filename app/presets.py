@@ -1,0 +1,105 @@
+"""Named starting points for the playground (GET /api/presets).
+
+Each preset is a whole config (``engine.spec.Config`` as JSON) that a client loads with
+``{"type": "configure", "config": ...}``. The first screen trains ``circle``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.spec import Config
+
+
+def _layers(*units: int, activation: str = "tanh") -> list[dict[str, Any]]:
+    return [{"units": u, "activation": activation} for u in units]
+
+
+def _config(
+    layers: list[dict[str, Any]],
+    data: dict[str, Any],
+    loss: str = "bernoulli",
+    features: tuple[str, ...] = ("x1", "x2"),
+    **training: Any,
+) -> dict[str, Any]:
+    training = {"optimizer": "sgd", "learning_rate": 0.03, "batch_size": 10, **training}
+    return Config.from_dict({
+        "model": {"features": list(features), "layers": layers, "output": {"loss": loss}},
+        "training": training,
+        "data": {"size": 500, "noise": 0.0, "train_fraction": 0.5, **data},
+    }).to_dict()
+
+
+PRESETS: list[dict[str, Any]] = [
+    {
+        "name": "circle",
+        "title": "Circle, [4, 2] tanh",
+        "description": "TensorFlow Playground's default: two tanh layers of 4 and 2 units "
+        "separate a disc from the ring around it.",
+        "config": _config(_layers(4, 2), {"name": "circle"}),
+    },
+    {
+        "name": "fig_6_2",
+        "title": "Fig. 6.2: two curves, 2 tanh units",
+        "description": "The chapter's Fig. 6.2: 2 inputs, 2 tanh hidden units and a sigmoid "
+        "output. No line separates the two curves in the input space; the hidden layer "
+        "warps the plane until one does.",
+        "config": _config(_layers(2), {"name": "two_curves", "size": 200},
+                          learning_rate=0.1),
+    },
+    {
+        "name": "xor",
+        "title": "XOR, [4] tanh",
+        "description": "The function a linear model cannot learn (section 6.1); one hidden "
+        "layer of 4 tanh units can.",
+        "config": _config(_layers(4), {"name": "xor"}, learning_rate=0.1),
+    },
+    {
+        "name": "deep_spiral",
+        "title": "Spiral, 6 × 8 tanh",
+        "description": "Two interleaved spirals: six tanh layers of 8 units, trained with "
+        "Adam, unroll them layer by layer.",
+        "config": _config(_layers(8, 8, 8, 8, 8, 8), {"name": "spiral", "noise": 0.1},
+                          optimizer="adam", learning_rate=0.01),
+    },
+    {
+        "name": "spiral_3",
+        "title": "3-class spiral, softmax",
+        "description": "Three spiral arms, one class each: a softmax output over 3 units "
+        "(Eq. 6.29) after two ReLU layers.",
+        "config": _config(_layers(16, 16, activation="relu"),
+                          {"name": "spiral_multiclass", "classes": 3, "noise": 0.1},
+                          loss="softmax", optimizer="adam", learning_rate=0.01),
+    },
+    {
+        "name": "sine",
+        "title": "Regression: sine, squared error",
+        "description": "1-D regression: squared error makes the network estimate the "
+        "conditional mean E[y | x].",
+        "config": _config(_layers(8, 8), {"name": "sine_1d", "noise": 0.2, "size": 200},
+                          loss="squared", features=("x1",), optimizer="adam",
+                          learning_rate=0.01),
+    },
+    {
+        "name": "mixture",
+        "title": "Mixture density: inverse sine",
+        "description": "Several targets share one input: a mixture density output "
+        "(section 6.2.2.4) models the peaks of p(y | x) that a single Gaussian averages.",
+        "config": _config(_layers(16, 16), {"name": "inverse_sine", "size": 400},
+                          loss="mixture", features=("x1",), optimizer="adam",
+                          learning_rate=0.01),
+    },
+]
+
+PRESET_NAMES = [preset["name"] for preset in PRESETS]
+
+
+def preset(name: str) -> dict[str, Any]:
+    for entry in PRESETS:
+        if entry["name"] == name:
+            return entry
+    raise KeyError(name)
+
+
+def default_config() -> Config:
+    return Config.from_dict(preset("circle")["config"])
