@@ -297,7 +297,7 @@ def _seed(output: Tensor, gradient: Any, create_graph: bool) -> Any:
                 f"backward/grad of a non-scalar output of shape {output.shape} needs an explicit "
                 "output gradient"
             )
-        seed = np.ones_like(output.value)
+        seed = np.ones(np.shape(output.value))
     else:
         seed = gradient.value if isinstance(gradient, Tensor) else _as_array(gradient)
         if seed.shape != output.shape:

@@ -231,9 +231,15 @@ class MLP:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.input_dim:
             raise ValueError(f"inputs must have shape (n, {self.input_dim}), got {x.shape}")
-        if not np.all(np.isfinite(x)):
+        if not np.isfinite(x).all():
             raise ValueError("inputs contain NaN or infinity")
+        if self._raw_features:
+            return x  # the features are the raw inputs in order: nothing to compute
         return np.stack([FEATURE_FUNCTIONS[name](x) for name in self.spec.features], axis=1)
+
+    @property
+    def _raw_features(self) -> bool:
+        return self.spec.features == ["x1", "x2"][: self.input_dim]
 
     def forward_layers(self, x: np.ndarray) -> list[tuple[Tensor, Tensor]]:
         """(pre_activation a, activation h) for every hidden layer, then (z, z) for the
