@@ -221,3 +221,37 @@ def test_check_compatible_refuses_x2_features_on_1d_data():
     for feature in ("x2", "x2_squared", "x1_x2", "sin_x2"):
         with pytest.raises(ValueError, match=rf"model\.features: '{feature}' needs x2"):
             check_compatible(model("squared", ["x1", feature]), data)
+
+
+def test_two_curves_are_separated_by_a_2_2_1_tanh_network():
+    # Fig. 6.2: two tanh hidden units are enough to make the classes linearly separable
+    from engine.spec import Config, TrainingSpec
+    from engine.training import Trainer
+
+    trainer = Trainer(
+        Config(
+            model=ModelSpec(layers=[LayerSpec(2, "tanh")], seed=2),
+            training=TrainingSpec(optimizer="adam", learning_rate=0.05, batch_size=20),
+            data=DataSpec(name="two_curves", size=400, seed=2),
+        )
+    )
+    for _ in range(60):
+        trainer.epoch()
+    result = trainer.evaluate()
+    assert result["train_accuracy"] == 1.0 and result["test_accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_dataset_can_be_trained_on(name):
+    from engine.spec import Config
+    from engine.training import Trainer
+
+    data = spec(name, size=60)
+    task = make_dataset(data).task
+    loss = {"binary": "bernoulli", "multiclass": "softmax", "regression": "squared"}[task]
+    features = ["x1", "x2"] if DATASETS[name].input_dim == 2 else ["x1"]
+    trainer = Trainer(Config(model=model(loss, features), data=data))
+    before = trainer.evaluate()
+    trainer.epoch()
+    after = trainer.evaluate()
+    assert np.isfinite(after["train_loss"]) and after != before
