@@ -490,6 +490,15 @@ class FastPath:
             g = buffers.grad_pre_activation
         return loss
 
+    def pre_activation_grads(self, batch_size: int) -> list[np.ndarray] | None:
+        """∂J/∂a of every hidden layer, then ∂J/∂z of the output layer, as left by the
+        last ``loss_and_grads`` on a batch of ``batch_size`` rows (the buffers
+        themselves: copy them to keep them), or None when there was no such call."""
+        workspace = self._workspaces.get(batch_size)
+        if workspace is None:
+            return None
+        return [b.grad_pre_activation for b in workspace.hidden] + [workspace.output.grad]
+
     @staticmethod
     def _add_penalty(
         grad: np.ndarray, weights: np.ndarray, scratch: np.ndarray, l2: float, l1: float

@@ -190,3 +190,18 @@ def test_every_supported_unit_and_loss_is_declared_in_the_spec():
     assert set(SUPPORTED_UNITS) <= set(ACTIVATIONS)
     assert set(SUPPORTED_LOSSES) <= set(LOSSES)
     assert dataclasses.is_dataclass(OutputSpec)
+
+
+def test_pre_activation_grads_are_the_generic_engines():
+    model = model_for("maxout", "softmax")
+    x, y = batch(9, "softmax")
+    path = FastPath(model)
+    assert path.pre_activation_grads(9) is None
+    path.gradients(model.features(x), y)
+    fast = path.pre_activation_grads(9)
+    layers = model.forward_layers(x)
+    cost = model.loss(layers[-1][1], y)
+    slow = engine.grad(cost, [a for a, _ in layers])
+    assert len(fast) == len(slow) == 3
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(a, b.value, **TOLERANCE)
