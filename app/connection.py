@@ -172,10 +172,16 @@ class Connection:
                 self.tokens = 0.0
             if self.ready and session.version != self.sent_version:
                 self.ready = False
-                version, frame = await self._engine(_encoded_frame, session)
-                self.sent_version = version
-                async with self.send_lock:
-                    await self.websocket.send_bytes(frame)
+                try:
+                    version, frame = await self._engine(_encoded_frame, session)
+                except Exception as error:  # a frame that cannot be built must not end the session
+                    log.exception("frame of session %s failed", session.id)
+                    self.sent_version = session.version
+                    await self.send_error("internal", f"frame failed: {error}", command="ready")
+                else:
+                    self.sent_version = version
+                    async with self.send_lock:
+                        await self.websocket.send_bytes(frame)
                 busy = True
             if busy:
                 await asyncio.sleep(0)  # let other sessions' jobs and messages in
@@ -184,7 +190,8 @@ class Connection:
             if session.playing:
                 timeout = max((1.0 - self.tokens) / session.speed, 0.001)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.wake.wait()
 
 
 def _encoded_frame(session: Session) -> tuple[int, bytes]:

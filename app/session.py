@@ -438,10 +438,15 @@ class Session:
             labels = [p[2] for p in config.data.points]
             task = "multiclass" if labels and max(labels) > 1 else "binary"
         loss = config.model.output.loss
-        if task not in LOSS_TASKS.get(loss, ()):
+        old_task = self.trainer.dataset.task
+        # a loss that cannot model the new task, or the old task's natural loss, follows
+        # the task; a deliberate other choice (absolute error, say) stays
+        if task not in LOSS_TASKS.get(loss, ()) or (
+            task != old_task and loss == _LOSS_FOR_TASK[old_task]
+        ):
             config.model.output.loss = _LOSS_FOR_TASK[task]
-            notes.append(f"model.output.loss: {loss!r} cannot model {task} data; "
-                         f"switched to {config.model.output.loss!r}")
+            notes.append(f"model.output.loss: {task} data; switched from {loss!r} to "
+                         f"{config.model.output.loss!r}")
         features = config.model.features
         if info.input_dim == 1:
             kept = [f for f in features if f not in _NEEDS_X2] or ["x1"]

@@ -247,6 +247,11 @@ def principal_axes(points: np.ndarray, previous: Axes | None = None) -> Axes:
     count = max(len(x), 1)
     centre = x.mean(axis=0, dtype=np.float64)
     covariance = (x.T @ x).astype(np.float64) - count * np.outer(centre, centre)
+    if not (np.isfinite(covariance).all() and np.isfinite(centre).all()):
+        # overflowing activations of a blown-up network: keep the picture's axes
+        if previous is not None and previous.basis.shape[0] == x.shape[1]:
+            return previous
+        return Axes(np.zeros(x.shape[1]), np.eye(x.shape[1], 2), 0.0)
     values, vectors = np.linalg.eigh(covariance)
     basis = vectors[:, :-3:-1]  # eigh sorts ascending: the last two, largest first
     total = float(values.sum())
@@ -414,7 +419,10 @@ class FrameBuilder:
         fastpath: Any = None,
     ) -> dict[str, Any]:
         """Every view of the current network as numpy arrays and ``Quantised`` arrays."""
-        spec = spec or ViewSpec()
+        with np.errstate(all="ignore"):  # a diverging network's overflows become nil values
+            return self._build(model, dataset, spec or ViewSpec(), l2, l1, gradients, fastpath)
+
+    def _build(self, model, dataset, spec: ViewSpec, l2, l1, gradients, fastpath) -> dict:
         inputs = self._grid_inputs(model, dataset, spec)
         outputs = forward(model, inputs.features, self._buffers)
         z = outputs[-1][1]
