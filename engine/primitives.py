@@ -27,6 +27,9 @@ _add_reduce = np.add.reduce
 
 
 def _sum_forward(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    if axis == 0 and not keepdims and np.ndim(x) == 2 and x.shape[0] >= 32:
+        # a bias gradient Σ_examples g: as a product with ones it runs in BLAS, ~4× faster
+        return np.ones(x.shape[0]) @ x
     return _add_reduce(x, axis=axis, keepdims=keepdims)
 
 
