@@ -126,7 +126,8 @@ def _targets(y: Any) -> Tensor:
 def _check_same_shape(prediction: Tensor, target: Tensor, loss: str) -> None:
     if prediction.shape != target.shape:
         raise ValueError(
-            f"{loss}: prediction shape {prediction.shape} does not match target shape {target.shape}"
+            f"{loss}: prediction shape {prediction.shape} does not match "
+            f"target shape {target.shape}"
         )
 
 
@@ -207,9 +208,7 @@ def fixed_gaussian_nll(mean: Tensor, y: Any, precision: float = 1.0) -> Tensor:
     return (0.5 * precision * diff * diff + constant).sum() / float(mean.shape[0])
 
 
-def mixture_nll(
-    weight_logits: Tensor, means: Tensor, raw_precisions: Tensor, y: Any
-) -> Tensor:
+def mixture_nll(weight_logits: Tensor, means: Tensor, raw_precisions: Tensor, y: Any) -> Tensor:
     """Mixture density network output for a scalar target.
 
     ``weight_logits``, ``means`` and ``raw_precisions`` are (n, components): mixture
@@ -221,7 +220,8 @@ def mixture_nll(
         target = target.reshape((target.shape[0], 1))
     if target.shape != (means.shape[0], 1):
         raise ValueError(
-            f"mixture_nll expects targets of shape (n, 1) for n={means.shape[0]}, got {target.shape}"
+            f"mixture_nll expects targets of shape (n, 1) for n={means.shape[0]}, "
+            f"got {target.shape}"
         )
     if not (weight_logits.shape == means.shape == raw_precisions.shape):
         raise ValueError(

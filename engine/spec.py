@@ -25,8 +25,17 @@ FEATURE_LABELS = {
     "sin_x2": "sin x₂",
 }
 ACTIVATIONS = (
-    "tanh", "relu", "leaky_relu", "prelu", "sigmoid", "softplus", "hard_tanh", "abs",
-    "maxout", "rbf", "linear",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "prelu",
+    "sigmoid",
+    "softplus",
+    "hard_tanh",
+    "abs",
+    "maxout",
+    "rbf",
+    "linear",
 )
 # Output unit + loss (section 6.3): Bernoulli (sigmoid), multinoulli (softmax),
 # squared / absolute error, Gaussian with fixed or learned precision, mixture density.
