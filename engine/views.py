@@ -343,14 +343,13 @@ def _engine_gradients(model: MLP, x, y, l2: float, l1: float):
 
 
 def _fast_gradients(model: MLP, fastpath: Any, x, y, l2: float, l1: float):
-    """The fast path's gradients, and its buffers' ∂J/∂a (None if it has no such buffers)."""
+    """The fast path's gradients and ∂J/∂a (None if it kept no buffers for this batch)."""
     features = np.ascontiguousarray(model.features(x))
     grads = [np.empty_like(p.value) for p in model.parameters()]
     loss = fastpath.loss_and_grads(features, np.asarray(y, dtype=np.float64), grads, l2, l1)
-    workspace = getattr(fastpath, "_workspaces", {}).get(len(features))
-    if workspace is None:
+    unit_grads = fastpath.pre_activation_grads(len(features))
+    if unit_grads is None:
         return None
-    unit_grads = [b.grad_pre_activation for b in workspace.hidden] + [workspace.output.grad]
     return float(loss), grads, unit_grads
 
 

@@ -56,6 +56,7 @@ class SessionClient:
         self.ids = itertools.count(1)
         self.frames: list[dict] = []  # frames that arrived while waiting for a reply
         self.events: list[dict] = []  # JSON messages that were not the awaited reply
+        self.last_frame_bytes = 0
         self.hello = self.receive()[1]
 
     def receive(self, timeout: float | None = None) -> tuple[str, dict]:
@@ -71,6 +72,7 @@ class SessionClient:
             raise ConnectionError(f"closed with code {message.get('code')}")
         if message.get("text") is not None:
             return "json", json.loads(message["text"])
+        self.last_frame_bytes = len(message["bytes"])
         return "frame", unpack(message["bytes"])
 
     def send(self, message: dict | str | bytes) -> None:

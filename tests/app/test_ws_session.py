@@ -105,9 +105,9 @@ def test_every_preset_trains(connect, preset):
         assert state["type"] == "state", state
         before = session.frame()
         assert before["train_loss"] is not None
-        session.command("step", count=400)
+        session.command("step", count=600)
         after = session.frame()
-        assert after["step"] == 400
+        assert after["step"] == 600
         assert after["train_loss"] < 0.8 * before["train_loss"], (before["train_loss"],
                                                                    after["train_loss"])
         if after["train_accuracy"] is not None:
