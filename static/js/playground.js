@@ -1,0 +1,459 @@
+// The playground page: wires the socket, the state and the views together, and draws
+// everything in one animation frame (one redraw per frame for every view).
+
+import { SessionSocket, adaptFrame, adaptData, typed } from "./socket.js";
+import { PlaygroundState, readUrl, readImport } from "./state.js";
+import { SurfaceView } from "./surface.js";
+import { WarpView } from "./warp.js";
+import { NetworkView } from "./network.js";
+import { CurvesView } from "./curves.js";
+import { Controls } from "./controls.js";
+
+const ACTIVATIONS = ["tanh", "relu", "leaky_relu", "prelu", "sigmoid", "softplus", "hard_tanh", "abs", "maxout", "rbf", "linear"];
+const body = document.body;
+const state = new PlaygroundState();
+const stats = { frames: 0, rendered: 0, firstFrameAt: null, navigationStart: performance.timeOrigin };
+let pendingFrame = null;
+let pendingData = null;
+let connectedOnce = false;
+let presetsPromise = null;
+let initial = null; // what the first hello configures: {config, speed} from the URL or the default preset
+let lastFrame = null;
+
+// ----- views ----------------------------------------------------------------------------
+const surface = new SurfaceView(document.getElementById("surface"), {
+  onAddPoint: (x1, x2) => addPoint(x1, x2),
+  onRemovePoint: (x1, x2) => send({ type: "remove_point", x: [x1, x2] }),
+  onHover: (info) => showReadout(info),
+});
+const warps = new WarpView(document.getElementById("warps"));
+const network = new NetworkView(document.getElementById("network"), {
+  onAddLayer: () => send({ type: "patch", op: "add_layer" }),
+  onRemoveLayer: () => send({ type: "patch", op: "remove_layer" }),
+  onAddUnit: (layer) => send({ type: "patch", op: "add_unit", layer }),
+  onRemoveUnit: (layer) => send({ type: "patch", op: "remove_unit", layer }),
+  onActivation: (layer, activation) => patch(`model.layers.${layer}.activation`, activation),
+  onToggleFeature: (name) => controls.toggleFeature(name, !state.config.model.features.includes(name)),
+  onSetWeight: (edit) => setWeight(edit),
+  onHoverUnit: (target) => hoverUnit(target),
+});
+network.setActivations(ACTIVATIONS);
+const curves = new CurvesView({
+  loss: document.getElementById("curve-loss"),
+  accuracy: document.getElementById("curve-accuracy"),
+  norms: document.getElementById("curve-norms"),
+  explore: document.getElementById("explore-curves"),
+  dialog: document.getElementById("curves-dialog"),
+  plotlyUrl: body.dataset.plotlyUrl,
+});
+const controls = new Controls(document.getElementById("controls"), {
+  onPatch: (path, value) => patch(path, value),
+  onCommand: (command) => send(command),
+  onTogglePlay: () => togglePlay(),
+  onSpeed: (speed) => patch("speed", speed),
+  onPreset: (preset) => loadPreset(preset),
+  onExport: () => send({ type: "export" }),
+  onShare: () => share(),
+  onImport: (text) => importFile(text),
+});
+
+document.querySelectorAll('input[name="stage"]').forEach((radio) => {
+  radio.addEventListener("change", () => {
+    if (!radio.checked) return;
+    state.options.stage = radio.value;
+    warps.setStage(radio.value);
+  });
+});
+document.getElementById("morph-all").addEventListener("click", () => warps.startMorph(0));
+document.getElementById("show-test").addEventListener("change", (event) => {
+  state.options.showTest = event.target.checked;
+  surface.setOptions({ showTest: state.options.showTest });
+});
+document.getElementById("discretize").addEventListener("change", (event) => {
+  state.options.discretize = event.target.checked;
+  surface.setOptions({ discretize: state.options.discretize });
+});
+document.getElementById("point-class").addEventListener("change", (event) => {
+  state.options.pointClass = Number(event.target.value);
+});
+
+// ----- the socket -------------------------------------------------------------------------
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/session`;
+const socket = new SessionSocket(wsUrl, {
+  onOpen: () => {},
+  onClose: (delay) => showBanner(`Connection lost — reconnecting in ${(delay / 1000).toFixed(1)} s; your network and weights will be restored.`),
+  on_hello: (message) => hello(message),
+  on_state: (message) => accepted(message),
+  on_error: (message) => rejected(message),
+  on_export: (message) => download(message),
+  on_frame: (frame) => receiveFrame(frame),
+});
+
+function send(message) {
+  if (!socket.connected) {
+    showNotice("Not connected: the command was not sent. Reconnecting…");
+    return null;
+  }
+  return socket.send(message);
+}
+
+function patch(path, value) {
+  return send({ type: "patch", op: "set", path, value });
+}
+
+async function hello(message) {
+  state.session = message.session;
+  state.limits = message.limits || {};
+  hideBanner();
+  if (!connectedOnce) {
+    connectedOnce = true;
+    const presets = await presetsPromise;
+    const start = initial || defaultPreset(presets);
+    const command = { type: "configure", play: true };
+    if (start) command.config = start.config;
+    else command.config = message.config;
+    if (start && start.speed) command.speed = start.speed;
+    pendingUrl = Boolean(initial);
+    socket.send(command);
+  } else if (state.config) {
+    // a new connection (maybe another server process): restore what this tab holds
+    const command = { type: "configure", config: state.config, play: state.playing };
+    const weights = state.weightsAsLists();
+    if (weights) command.weights = weights;
+    if (state.speed) command.speed = state.speed;
+    if (state.view) command.view = state.view;
+    socket.send(command);
+  }
+  readyOutstanding = false;
+  pendingFrame = null;
+  sendReady();
+}
+
+function accepted(message) {
+  const previousConfig = state.config;
+  if (message.command === "configure") {
+    pendingImport = false;
+    pendingUrl = false;
+  }
+  state.accept(message);
+  controls.clearAllErrors();
+  controls.sync(state.config, { network: state.network, speed: state.speed, playing: state.playing });
+  applyNetwork();
+  if (message.notes && message.notes.length) showNotice(message.notes.join(" "), true);
+  else if (previousConfig) hideNotice();
+  history.replaceState(null, "", state.urlFragment() || location.pathname);
+  updateStepLink();
+}
+
+function rejected(message) {
+  const text = message.message || "The server rejected the command.";
+  if (message.code === "diverged") {
+    showNotice(text);
+    state.playing = false;
+    controls.setPlaying(false);
+    return;
+  }
+  let field = message.field || "";
+  if (message.command === "configure" && pendingUrl) {
+    pendingUrl = false;
+    showNotice(`The link's configuration was rejected (${text}); the default network is shown instead.`);
+    presetsPromise.then((presets) => {
+      const start = defaultPreset(presets);
+      if (start) send({ type: "configure", config: start.config, play: true });
+    });
+    return;
+  }
+  if (message.command === "configure" && pendingImport) {
+    document.getElementById("io-error").textContent = `Import rejected: ${text}`;
+    pendingImport = false;
+    return;
+  }
+  if (message.command === "patch" && lastPatchPath && (!field || field === "value")) field = lastPatchPath;
+  if (message.command === "add_point" || message.command === "remove_point") field = "x";
+  if (message.command === "set_weight") {
+    showNotice(text);
+    return;
+  }
+  if (message.command === "patch" && field && !field.includes(".")) field = lastPatchPath || field;
+  controls.showError(field, text);
+}
+
+let lastPatchPath = null;
+let pendingImport = false;
+let pendingUrl = false;
+const originalSend = socket.send.bind(socket);
+socket.send = (message) => {
+  if (message.type === "patch") lastPatchPath = message.op === "set" ? message.path : null;
+  return originalSend(message);
+};
+
+function applyNetwork() {
+  const net = state.network;
+  if (!net || !state.config) return;
+  const layers = state.config.model.layers.map((layer) => ({ units: layer.units, activation: layer.activation, pieces: layer.pieces }));
+  network.setModel({
+    features: net.features, layers, outputs: net.outputs, loss: net.loss, inputDim: net.input_dim,
+    extent: state.data ? state.data.extent : null,
+  });
+  warps.setModel(layers, net.loss);
+  curves.setTask(net.task);
+}
+
+function defaultPreset(presets) {
+  if (!presets || !presets.length) return null;
+  const preset = presets.find((p) => p.default) || presets.find((p) => p.name === "default") || presets[0];
+  return { config: preset.config };
+}
+
+function loadPreset(preset) {
+  send({ type: "configure", config: preset.config, play: true });
+}
+
+function togglePlay() {
+  send({ type: state.playing ? "pause" : "play" });
+}
+
+function addPoint(x1, x2) {
+  const slot = document.getElementById("point-error");
+  if (state.network && state.network.task === "regression") {
+    slot.textContent = "Points can be placed on classification data only; pick a two-class or K-class data set.";
+    return;
+  }
+  slot.textContent = "";
+  send({ type: "add_point", x: [x1, x2], label: state.options.pointClass });
+}
+
+function setWeight(edit) {
+  const L = state.config.model.layers.length;
+  const tag = edit.layer === L + 1 ? "out" : String(edit.layer);
+  const name = `${edit.parameter === "weights" ? "W" : "b"}${tag}`;
+  const index = edit.parameter === "weights" ? [edit.row, edit.column] : [edit.column];
+  send({ type: "set_weight", name, index, value: edit.value });
+}
+
+function hoverUnit(target) {
+  if (!target || target.column.kind === "output" || !lastFrame) {
+    surface.showUnitMap(null);
+    return;
+  }
+  const layer = target.layer;
+  const sub = (n) => String(n).split("").map((d) => "₀₁₂₃₄₅₆₇₈₉"[Number(d)]).join("");
+  if (target.column.kind === "input") {
+    surface.showUnitMap(null);
+    return;
+  }
+  const maps = lastFrame.unitMaps[layer - 1];
+  if (!maps || target.unit >= maps.count) return;
+  const label = `unit h${sub(target.unit + 1)} of layer ${layer} (${maps.activation})`;
+  if (maps.kind === "curve") {
+    const n = maps.samples;
+    surface.showUnitMap({ kind: "curve", x: lastFrame.surface.x, values: maps.data.subarray(target.unit * n, (target.unit + 1) * n), label });
+  } else {
+    const cells = maps.size * maps.size;
+    surface.showUnitMap({
+      width: maps.size, height: maps.size, data: maps.data.subarray(target.unit * cells, (target.unit + 1) * cells),
+      toIndex: maps.toIndex(target.unit), label, layer, unit: target.unit,
+    });
+  }
+  surface.hoveredUnit = { layer, unit: target.unit };
+}
+
+function showReadout(info) {
+  const slot = document.getElementById("surface-readout");
+  if (!info) { slot.innerHTML = "&nbsp;"; return; }
+  let text = `x = (${info.x1.toFixed(2)}, ${info.x2.toFixed(2)})`;
+  const value = info.value;
+  if (Array.isArray(value)) text += `  p(y | x) = ${value.map((p) => p.toFixed(2)).join(", ")}`;
+  else if (typeof value === "number") {
+    text += state.network && state.network.loss === "bernoulli" ? `  p(y = 1 | x) = ${value.toFixed(3)}` : `  ŷ = ${value.toFixed(3)}`;
+  }
+  slot.textContent = text;
+}
+
+// ----- frames -------------------------------------------------------------------------------
+// Frames are client-paced with one frame buffered and one in flight: `ready` goes out when
+// a frame arrives into an empty buffer and when the animation frame takes the buffered one,
+// so the server builds the next frame while this one waits for its animation frame. The
+// curves take every frame's history at once; only the newest pictures are drawn.
+let readyOutstanding = false;
+
+function sendReady() {
+  if (readyOutstanding || !socket.connected) return;
+  readyOutstanding = true;
+  socket.send({ type: "ready" });
+}
+
+function receiveFrame(raw) {
+  readyOutstanding = false;
+  stats.frames += 1;
+  const history = {};
+  for (const key of Object.keys(raw.history)) history[key] = raw.history[key] ? typed(raw.history[key]) : null;
+  const norms = raw.gradients ? raw.gradients.layers.map((layer) => layer.grad_norm) : null;
+  state.addHistory(history, norms);
+  if (raw.data) {
+    // a frame carries the points only when they changed (or on a new connection)
+    state.dataVersion = raw.data_version;
+    pendingData = adaptData(raw.data, raw.network);
+  }
+  const empty = pendingFrame === null;
+  pendingFrame = raw;
+  if (empty) sendReady();
+}
+
+function takeFrame() {
+  const raw = pendingFrame;
+  pendingFrame = null;
+  sendReady();
+  const frame = adaptFrame(raw);
+  lastFrame = frame;
+  if (pendingData) {
+    state.data = pendingData;
+    pendingData = null;
+    surface.setData(state.data);
+    warps.setData(state.data);
+    applyNetwork();
+  }
+  state.step = frame.step;
+  state.epoch = frame.epoch;
+  if (frame.network && JSON.stringify(frame.network) !== JSON.stringify(state.network)) {
+    state.network = frame.network;
+    applyNetwork();
+  }
+  if (frame.params) state.weights = frame.params;
+  surface.setSurface(frame.surface);
+  if (surface.hoveredUnit && surface.unitMap && network.hovered) {
+    hoverUnit(network.hovered.kind === "unit" ? { layer: network.hovered.layer, unit: network.hovered.unit, column: network.hovered.column } : null);
+  }
+  warps.setWarps(frame.warps);
+  network.setFrame({ params: frame.params, unitMaps: frame.unitMaps, unitGrads: frame.unitGrads, surface: frame.surface });
+  controls.setCounters(frame);
+  if (stats.firstFrameAt === null) {
+    stats.firstFrameAt = performance.now();
+  }
+  stats.rendered += 1;
+}
+
+function render(now) {
+  requestAnimationFrame(render);
+  if (pendingFrame) {
+    try {
+      takeFrame();
+    } catch (error) {
+      console.error(error);
+      showNotice(`A frame could not be drawn: ${error.message}`);
+    }
+  }
+  surface.draw();
+  network.draw();
+  warps.draw(now);
+  curves.draw(state.curves, now);
+}
+
+// ----- sharing, export and import ------------------------------------------------------------
+async function share() {
+  const url = location.href;
+  const slot = document.getElementById("io-error");
+  try {
+    await navigator.clipboard.writeText(url);
+    slot.textContent = "";
+    showNotice("Link copied: it reopens this configuration.", true);
+  } catch (error) {
+    window.prompt("Copy this link:", url);
+  }
+}
+
+function download(message) {
+  const payload = {
+    format: "backprop-lab", schema_version: message.schema_version, config: message.config,
+    view: message.view, speed: message.speed, weights: message.weights, step: message.step, epoch: message.epoch,
+  };
+  const blob = new Blob([JSON.stringify(payload, null, 1)], { type: "application/json" });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `backprop-lab-${(state.config && state.config.data.name) || "network"}-step${message.step}.json`;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+function importFile(text) {
+  const slot = document.getElementById("io-error");
+  const parsed = readImport(text);
+  if (parsed.error) {
+    slot.textContent = `Import failed: ${parsed.error}`;
+    return;
+  }
+  slot.textContent = "";
+  const command = { type: "configure", config: parsed.config, play: false };
+  if (parsed.weights) command.weights = parsed.weights;
+  if (parsed.speed) command.speed = parsed.speed;
+  if (parsed.view) command.view = parsed.view;
+  pendingImport = true;
+  send(command);
+}
+
+function updateStepLink() {
+  const link = document.getElementById("step-link");
+  const base = body.dataset.stepUrl || "/step";
+  link.href = `${base}${state.urlFragment()}`;
+}
+
+// ----- messages --------------------------------------------------------------------------------
+function showBanner(text) {
+  const banner = document.getElementById("banner");
+  banner.textContent = text;
+  banner.hidden = false;
+}
+function hideBanner() {
+  document.getElementById("banner").hidden = true;
+}
+let noticeTimer = null;
+function showNotice(text, transient = false) {
+  const notice = document.getElementById("notice");
+  notice.textContent = text;
+  notice.hidden = false;
+  clearTimeout(noticeTimer);
+  if (transient) noticeTimer = setTimeout(hideNotice, 6000);
+}
+function hideNotice() {
+  document.getElementById("notice").hidden = true;
+}
+
+// ----- keyboard -----------------------------------------------------------------------------------
+document.addEventListener("keydown", (event) => {
+  const target = event.target;
+  if (target && (target.tagName === "INPUT" || target.tagName === "SELECT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.key === " ") { event.preventDefault(); togglePlay(); }
+  else if (event.key === "ArrowRight") { event.preventDefault(); send({ type: "step" }); }
+  else if (event.key === "e") send({ type: "epoch" });
+  else if (event.key === "r") send({ type: "reset" });
+});
+
+// ----- start -----------------------------------------------------------------------------------
+async function getJson(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: ${response.status}`);
+  return response.json();
+}
+
+function start() {
+  const fromUrl = readUrl(location.hash);
+  if (fromUrl && fromUrl.error) showNotice(fromUrl.error);
+  else if (fromUrl) initial = fromUrl;
+  presetsPromise = getJson("/api/presets").then((presets) => {
+    controls.setPresets(presets);
+    return presets;
+  }).catch((error) => { showNotice(`Presets could not be loaded: ${error.message}`); return []; });
+  getJson("/api/datasets").then((datasets) => {
+    controls.setDatasets(Array.isArray(datasets) ? datasets : datasets.datasets || []);
+    if (state.config) controls.sync(state.config, { network: state.network, speed: state.speed, playing: state.playing });
+  }).catch((error) => showNotice(`Data sets could not be loaded: ${error.message}`));
+  socket.connect();
+  requestAnimationFrame(render);
+}
+
+// For tests and benchmarks: a read-only window on the page's state.
+window.playground = { state, stats, socket, surface, warps, network, curves, controls, get lastFrame() { return lastFrame; }, get pending() { return pendingFrame !== null; } };
+start();

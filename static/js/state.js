@@ -1,0 +1,160 @@
+// The client's copy of the session: the configuration the server last accepted, the
+// curves accumulated from every frame's history, the latest weights (kept so that a
+// reconnect can restore them), and the page's own options. The URL fragment holds the
+// whole configuration, so that a link reopens the same run.
+
+const URL_KEY = "c";
+const MAX_CURVE = 4000; // points per curve before they are thinned by half
+
+export class PlaygroundState {
+  constructor() {
+    this.config = null;
+    this.view = null;
+    this.speed = null;
+    this.playing = false;
+    this.network = null;
+    this.step = 0;
+    this.epoch = 0;
+    this.session = null;
+    this.limits = {};
+    this.weights = null; // Map name -> {value: Float32Array, shape}
+    this.curves = emptyCurves();
+    this.options = { showTest: true, discretize: false, pointClass: 1, stage: "activation" };
+    this.data = null; // decoded points of the current data_version
+    this.dataVersion = -1;
+  }
+
+  // A "state" or "hello" reply: the server's word on what the session now is.
+  accept(message) {
+    if (message.config) this.config = message.config;
+    if (message.view) this.view = message.view;
+    if (message.speed !== undefined) this.speed = message.speed;
+    if (message.playing !== undefined) this.playing = message.playing;
+    if (message.network) this.network = message.network;
+    if (message.step !== undefined) this.step = message.step;
+    if (message.epoch !== undefined) this.epoch = message.epoch;
+  }
+
+  resetCurves() {
+    this.curves = emptyCurves();
+  }
+
+  // Append a frame's history (everything since the previous frame) to the curves.
+  addHistory(history, gradientNorms) {
+    const curves = this.curves;
+    const steps = history.step;
+    if (!steps || !steps.length) return;
+    // a reset (or restored session) starts the counters again: start new curves
+    const last = curves.step.length ? curves.step[curves.step.length - 1] : -Infinity;
+    if (steps[0] < last) this.resetCurves();
+    for (let i = 0; i < steps.length; i++) {
+      curves.step.push(steps[i]);
+      curves.epoch.push(history.epoch[i]);
+      curves.trainLoss.push(history.train_loss[i]);
+      curves.testLoss.push(history.test_loss[i]);
+      curves.trainAccuracy.push(history.train_accuracy ? history.train_accuracy[i] : NaN);
+      curves.testAccuracy.push(history.test_accuracy ? history.test_accuracy[i] : NaN);
+    }
+    if (gradientNorms) {
+      curves.normStep.push(steps[steps.length - 1]);
+      curves.norms.push(gradientNorms);
+    }
+    if (curves.step.length > MAX_CURVE) thin(curves, ["step", "epoch", "trainLoss", "testLoss", "trainAccuracy", "testAccuracy"]);
+    if (curves.normStep.length > MAX_CURVE / 4) thin(curves, ["normStep", "norms"]);
+    curves.version += 1;
+  }
+
+  // Weights as the server's `export` / `configure.weights` want them: nested lists.
+  weightsAsLists() {
+    if (!this.weights) return null;
+    const result = {};
+    for (const [name, parameter] of this.weights) result[name] = nest(parameter.value, parameter.shape);
+    return result;
+  }
+
+  // ----- the URL -----------------------------------------------------------------------
+  urlFragment() {
+    if (!this.config) return "";
+    const payload = { config: this.config };
+    if (this.speed !== null) payload.speed = this.speed;
+    return `#${URL_KEY}=${encodeBase64Url(JSON.stringify(payload))}`;
+  }
+}
+
+function emptyCurves() {
+  return {
+    version: 0, step: [], epoch: [], trainLoss: [], testLoss: [], trainAccuracy: [], testAccuracy: [],
+    normStep: [], norms: [],
+  };
+}
+
+function thin(curves, keys) {
+  for (const key of keys) curves[key] = curves[key].filter((_, i) => i % 2 === 0);
+}
+
+function nest(values, shape) {
+  if (!shape || shape.length <= 1) return Array.from(values, Number);
+  const rows = shape[0];
+  const width = values.length / rows;
+  const out = [];
+  for (let r = 0; r < rows; r++) out.push(nest(values.subarray(r * width, (r + 1) * width), shape.slice(1)));
+  return out;
+}
+
+export function encodeBase64Url(text) {
+  const bytes = new TextEncoder().encode(text);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function decodeBase64Url(text) {
+  const padded = text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4);
+  const binary = atob(padded);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+}
+
+// Read the configuration from a location hash. Returns {config, speed} or {error} or null.
+export function readUrl(hash) {
+  if (!hash || hash.length < 2) return null;
+  const params = new URLSearchParams(hash.slice(1));
+  const encoded = params.get(URL_KEY);
+  if (encoded === null) return null;
+  let payload;
+  try {
+    payload = JSON.parse(decodeBase64Url(encoded));
+  } catch (error) {
+    return { error: "The link's configuration could not be read (it is cut short or damaged); the default network is shown instead." };
+  }
+  if (!payload || typeof payload !== "object" || !payload.config || typeof payload.config !== "object") {
+    return { error: "The link does not hold a configuration; the default network is shown instead." };
+  }
+  return { config: payload.config, speed: typeof payload.speed === "number" ? payload.speed : null };
+}
+
+// Check an imported JSON file before it is sent: {config, weights?, speed?} or {error}.
+export function readImport(text) {
+  let payload;
+  try {
+    payload = JSON.parse(text);
+  } catch (error) {
+    return { error: `The file is not JSON: ${error.message}` };
+  }
+  if (!payload || typeof payload !== "object" || Array.isArray(payload)) {
+    return { error: "The file must hold one JSON object with a \"config\" (as written by Export)." };
+  }
+  if (!payload.config || typeof payload.config !== "object") {
+    return { error: "The file has no \"config\" object; export a network first to see the format." };
+  }
+  if (payload.weights !== undefined && (typeof payload.weights !== "object" || Array.isArray(payload.weights) || payload.weights === null)) {
+    return { error: "\"weights\" must be an object of named arrays (W1, b1, …, Wout, bout)." };
+  }
+  return {
+    config: payload.config,
+    weights: payload.weights || null,
+    speed: typeof payload.speed === "number" ? payload.speed : null,
+    view: payload.view && typeof payload.view === "object" ? payload.view : null,
+  };
+}
