@@ -71,32 +71,44 @@ def quantise(
     values = np.asarray(values, dtype=F32)
     dtype = np.uint8 if bits == 8 else np.uint16
     top = float(np.iinfo(dtype).max)
-    if per_row:
-        flat = values.reshape(len(values), -1)
-        low = flat.min(axis=1) if lo is None else np.broadcast_to(lo, (len(flat),))
-        high = flat.max(axis=1) if hi is None else np.broadcast_to(hi, (len(flat),))
-        low, high = _finite(low), _finite(high)
-        span = np.where(high > low, high - low, 1.0)
-        shape = (-1,) + (1,) * (values.ndim - 1)
-        scaled = values - low.reshape(shape)
-        scaled *= (top / span).reshape(shape)
-    else:
-        if values.size == 0:
-            low, high = 0.0, 1.0
-        else:
-            low = float(_finite(values.min() if lo is None else lo))
-            high = float(_finite(values.max() if hi is None else hi))
-        scale = top / (high - low) if high > low else 1.0
-        scaled = values - F32(low)
-        scaled *= F32(scale)
+    rows = len(values) if per_row and values.ndim else 1
+    flat = values.reshape(rows, -1)
+    if lo is None or hi is None:
+        low, high = _range(flat)
+    if lo is not None:
+        low = _finite(np.broadcast_to(np.asarray(lo, F32), (rows,)))
+    if hi is not None:
+        high = _finite(np.broadcast_to(np.asarray(hi, F32), (rows,)))
+    span = np.where(high > low, high - low, F32(1.0)).astype(F32)
+    scaled = flat - low[:, None]
+    scaled *= (top / span)[:, None]
     scaled += 0.5
-    np.nan_to_num(scaled, copy=False, nan=0.0)
-    np.clip(scaled, 0.0, top, out=scaled)
-    return Quantised(scaled.astype(dtype), low, high)
+    # fmax/fmin pick the number over a NaN: NaN becomes 0, ±inf the ends of the range
+    np.fmax(scaled, 0.0, out=scaled)
+    np.fmin(scaled, top, out=scaled)
+    data = scaled.astype(dtype).reshape(values.shape)
+    if per_row:
+        return Quantised(data, low, high)
+    return Quantised(data, float(low[0]), float(high[0]))
+
+
+def _range(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's smallest and largest finite entry."""
+    if flat.shape[1] == 0:
+        return np.zeros(len(flat), F32), np.ones(len(flat), F32)
+    low, high = flat.min(axis=1), flat.max(axis=1)
+    bad = ~(np.isfinite(low) & np.isfinite(high))
+    for row in np.flatnonzero(bad):
+        finite = flat[row][np.isfinite(flat[row])]
+        low[row], high[row] = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    return low, high
 
 
 def _finite(x: Any) -> Any:
-    return np.nan_to_num(np.asarray(x, dtype=F32), nan=0.0, posinf=3e38, neginf=-3e38)
+    x = np.asarray(x, dtype=F32)
+    if np.isfinite(x).all():
+        return x
+    return np.nan_to_num(x, nan=0.0, posinf=3e38, neginf=-3e38)
 
 
 # ----- the forward pass in float32 ------------------------------------------------------
