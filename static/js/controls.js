@@ -237,7 +237,8 @@ export class Controls {
     const task = network ? network.task : "binary";
     const classes = task === "regression" ? 0 : Math.max(2, (network && network.classes) || 2);
     const hint = document.getElementById("surface-hint");
-    hint.textContent = task === "regression" ? "(points can be added to classification data)" : "click: add a point, shift-click: remove";
+    hint.textContent = task === "regression" ? "the mean prediction ŷ(x) and, where the output has one, its spread" : "click: add a point, shift-click: remove";
+    for (const id of ["discretize", "point-class"]) document.getElementById(id).closest("label").hidden = task === "regression";
     if (select.options.length === classes && select.dataset.classes === String(classes)) return;
     const previous = select.value;
     select.textContent = "";

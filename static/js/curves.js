@@ -325,7 +325,7 @@ function ticks(lo, hi, count) {
 // Ticks of a log10 axis at 1, 2 and 5 times powers of ten (in log10 units).
 function logTicks(lo, hi) {
   const out = [];
-  const multipliers = hi - lo > 3 ? [1] : hi - lo > 1.2 ? [1, 3] : [1, 2, 5];
+  const multipliers = hi - lo > 3 ? [1] : hi - lo > 1.2 ? [1, 3] : hi - lo > 0.6 ? [1, 2, 5] : [1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9];
   for (let power = Math.floor(lo); power <= Math.ceil(hi); power++) {
     for (const m of multipliers) {
       const v = power + Math.log10(m);

@@ -385,7 +385,10 @@ export class NetworkView {
 
   outputThumbnail(u, image) {
     const surface = this.surface;
-    if (!surface || !surface.values || surface.kind === "curve") return null;
+    if (surface && surface.kind === "curve") {
+      return this.curveThumbnail({ samples: surface.mean.length, data: surface.mean }, 0, image);
+    }
+    if (!surface || !surface.values) return null;
     const { data, width, height, channels } = surface.values;
     const cells = width * height;
     const step = Math.max(1, Math.floor(width / 40));

@@ -37,7 +37,7 @@ export const UNIT_LUT = buildDiverging(0.9);
 export const DENSITY_LUT = (() => {
   const table = new Uint8ClampedArray(256 * 4);
   for (let i = 0; i < 256; i++) {
-    const color = mix(WHITE, [40, 40, 90], (i / 255) ** 0.7);
+    const color = mix(WHITE, [95, 80, 160], 0.8 * (i / 255) ** 0.8);
     table.set([color[0], color[1], color[2], 255], i * 4);
   }
   return table;

@@ -343,7 +343,7 @@ function render(now) {
       showNotice(`A frame could not be drawn: ${error.message}`);
     }
   }
-  surface.draw();
+  if (surface.draw()) warps.setPicture(surface.picture);
   network.draw();
   warps.draw(now);
   curves.draw(state.curves, now);

@@ -14,6 +14,7 @@ export class SurfaceView {
     this.area = new PlotArea(container, { layers: 2, margin: { left: 30, right: 6, top: 6, bottom: 20 } });
     this.area.onResize = () => { this.dirty = true; this.pointsDirty = true; };
     this.image = new GridImage();
+    this.unitImage = new GridImage();
     this.data = null;
     this.surface = null;
     this.unitMap = null;
@@ -94,6 +95,12 @@ export class SurfaceView {
     const inner = this.area.inner;
     ctx.imageSmoothingEnabled = smooth;
     ctx.drawImage(canvas, inner.left, inner.top, inner.width, inner.height);
+  }
+
+  // The output's picture over the input plane, as last painted (null for 1-D data).
+  get picture() {
+    const kind = this.surface && this.surface.kind;
+    return kind && kind !== "curve" && this.image.image ? { canvas: this.image.canvas, extent: this.surface.extent } : null;
   }
 
   drawSurface(ctx) {
@@ -186,7 +193,7 @@ export class SurfaceView {
       ctx.stroke();
       ctx.restore();
     } else {
-      const canvas = this.image.paint(map.width, map.height, map.data, UNIT_LUT, map.toIndex || ((q) => q));
+      const canvas = this.unitImage.paint(map.width, map.height, map.data, UNIT_LUT, map.toIndex || ((q) => q));
       this.drawImage(ctx, canvas, true);
     }
     ctx.save();

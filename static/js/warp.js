@@ -175,6 +175,13 @@ export class WarpView {
     this.layers = [];
     this.scenes = new Map(); // "layer:stage" -> Scene
     this.dirty = true;
+    this.picture = null; // the output over the input plane, drawn under the input panel
+  }
+
+  // Fig. 6.2's left square shows the decision surface under the input grid.
+  setPicture(picture) {
+    this.picture = picture;
+    if (this.panels[0]) this.panels[0].dirty = true;
   }
 
   setStage(stage) {
@@ -376,7 +383,10 @@ export class WarpView {
     const layer = panel.index;
     if (layer === 0) {
       const one = this.data && this.data.inputDim === 1;
-      return { title: one ? "input x and target y" : "input space x = (x₁, x₂)", note: "the regular grid before any layer" };
+      return {
+        title: one ? "input x and target y" : "input space x = (x₁, x₂)",
+        note: one ? "the data before any layer" : "the regular grid before any layer, over the output ŷ",
+      };
     }
     const spec = this.layers[layer - 1] || {};
     const warp = this.warps && this.warps[layer - 1];
@@ -395,7 +405,9 @@ export class WarpView {
       note += ", one unit: h along x";
     }
     const last = this.warps && layer === this.warps.length;
-    if (last && stage === "activation" && view && view.readout) note += "; line: the output unit's decision";
+    if (last && stage === "activation" && view && view.readout && (this.loss === "bernoulli" || this.loss === "softmax")) {
+      note += this.loss === "bernoulli" ? "; dashed: the output unit's decision line" : "; shading: the softmax output's classes";
+    }
     return { title: `layer ${layer}: ${symbol}`, note };
   }
 
@@ -419,6 +431,7 @@ export class WarpView {
     const layer = panel.index;
     const isLast = this.warps && layer === this.warps.length;
     const showReadout = isLast && t === null && this.stage === "activation" && scene.view && scene.view.readout;
+    if (scene.input && this.picture && t === null) this.drawPicture(ctx, area);
     if (showReadout && scene.view.dims === 2) this.drawReadout2d(ctx, area, scene);
     if (scene.box) this.drawBox(ctx, area, scene);
     if (showReadout && scene.box) this.drawPlane3d(ctx, area, scene);
@@ -429,6 +442,16 @@ export class WarpView {
     ctx.strokeStyle = "#c3c9d0";
     ctx.lineWidth = 1;
     ctx.strokeRect(inner.left + 0.5, inner.top + 0.5, inner.width - 1, inner.height - 1);
+  }
+
+  drawPicture(ctx, area) {
+    const { canvas, extent } = this.picture;
+    const [[x0, x1], [y0, y1]] = extent;
+    ctx.save();
+    ctx.globalAlpha = 0.85;
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(canvas, area.px(x0), area.py(y1), area.px(x1) - area.px(x0), area.py(y0) - area.py(y1));
+    ctx.restore();
   }
 
   drawLines(ctx, area, scene) {
