@@ -162,7 +162,7 @@ class Connection:
                 self.last_tick = now
                 if self.tokens >= 1.0:
                     done, failure = await self._engine(session.train, int(self.tokens),
-                                                       self.slice_s)
+                                                       self.slice_s, None, True)
                     self.tokens -= done
                     busy = True
                     if failure is not None:

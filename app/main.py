@@ -3,6 +3,8 @@ files, templates and the lifespan of the worker pool."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from app.routes import api, pages, ws
-from app.scheduler import Registry, Worker
+from app.scheduler import LoopMonitor, Registry, Worker
 from app.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +24,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # worker threads hold the GIL between numpy calls; a short switch interval lets
+        # the event loop take it back within about a millisecond instead of five
+        sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
+        monitor = asyncio.create_task(app.state.loop_monitor.run())
         yield
+        monitor.cancel()
         app.state.worker.close()
 
     app = FastAPI(title="Backprop Lab", version="0.1.0", lifespan=lifespan)
@@ -31,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.worker = Worker(settings.worker_threads)
     app.state.registry = Registry()
+    app.state.loop_monitor = LoopMonitor()
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.include_router(api.router)
     app.include_router(ws.router)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -32,6 +33,31 @@ class Worker:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class LoopMonitor:
+    """How late the event loop wakes up: the worst lag of a 20 ms tick over the last few
+    seconds (GET /healthz reports it). Numerical work in the loop would show up here."""
+
+    def __init__(self, tick_s: float = 0.02, window_s: float = 5.0):
+        self.tick_s = tick_s
+        self.window_s = window_s
+        self._lags: deque[tuple[float, float]] = deque()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(self.tick_s)
+            now = loop.time()
+            self._lags.append((now, max(0.0, now - started - self.tick_s)))
+            while self._lags and self._lags[0][0] < now - self.window_s:
+                self._lags.popleft()
+
+    def worst_ms(self) -> float | None:
+        if not self._lags:
+            return None
+        return max(lag for _, lag in self._lags) * 1e3
 
 
 class Registry:

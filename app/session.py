@@ -320,11 +320,18 @@ class Session:
 
     # ----- training ---------------------------------------------------------------------
     def train(
-        self, steps: int, budget_s: float, until_epoch: float | None = None
+        self,
+        steps: int,
+        budget_s: float,
+        until_epoch: float | None = None,
+        while_playing: bool = False,
     ) -> tuple[int, str | None]:
         """Up to ``steps`` updates (or until ``epochs`` reaches ``until_epoch``) within
-        about ``budget_s`` seconds. Returns the steps done and, if training diverged,
-        the explanation (the session is then paused; the weights stay finite)."""
+        about ``budget_s`` seconds; with ``while_playing``, none once paused. Returns the
+        steps done and, if training diverged, the explanation (the session is then
+        paused; the weights stay finite)."""
+        if while_playing and not self.playing:
+            return 0, None
         trainer = self.trainer
         deadline = time.perf_counter() + budget_s
         done = 0

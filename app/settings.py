@@ -30,8 +30,9 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(1_048_576, ge=1024, description="largest client message")
     # what one server process holds
     max_sessions: int = Field(200, ge=1, description="open sessions per server process")
-    worker_threads: int = Field(2, ge=1, le=64, description="threads running numerical work")
+    worker_threads: int = Field(1, ge=1, le=64, description="threads running numerical work")
     slice_ms: float = Field(4.0, gt=0, le=1000, description="longest training slice")
+    switch_interval_ms: float = Field(1.0, gt=0, le=100, description="GIL switch interval")
     history_length: int = Field(1000, ge=1, description="loss history points kept per frame")
     # defaults of a new session
     default_speed: float = Field(500.0, gt=0, description="training steps per second")

@@ -16,8 +16,10 @@ router = APIRouter()
 
 @router.get("/healthz")
 def health(request: Request) -> dict[str, Any]:
+    """Liveness, open sessions, and the event loop's worst lag (ms) over the last 5 s."""
     return {"status": "ok", "sessions": len(request.app.state.registry),
-            "schema_version": SCHEMA_VERSION}
+            "schema_version": SCHEMA_VERSION,
+            "loop_lag_ms": request.app.state.loop_monitor.worst_ms()}
 
 
 @router.get("/api/presets")

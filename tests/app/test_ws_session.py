@@ -336,3 +336,20 @@ def test_sessions_are_counted_and_limited(client, connect, session_on):
                 assert error["type"] == "error" and error["code"] == "too_many_sessions"
                 assert error["limit"] == 1
             assert session.command("step")["step"] == 1
+
+
+def test_a_greedy_session_does_not_starve_a_modest_one(connect):
+    import time
+
+    with connect() as greedy, connect() as modest:
+        greedy.command("play", speed=100_000)
+        began = time.monotonic()
+        modest.command("play", speed=300)
+        time.sleep(1.0)
+        modest_steps = modest.command("pause")["step"]
+        elapsed = time.monotonic() - began
+        greedy_steps = greedy.command("pause")["step"]
+        assert modest_steps >= 0.6 * 300 * elapsed, (modest_steps, elapsed)
+        assert greedy_steps > 2 * modest_steps
+        # the greedy session's frames still come, one per ready
+        assert greedy.frame()["step"] == greedy_steps
