@@ -255,26 +255,46 @@ def principal_axes(points: np.ndarray, previous: Axes | None = None) -> Axes:
     """The two principal axes of ``points``, turned to match ``previous`` as closely as
     the new plane allows (orthogonal Procrustes), so that a frame never flips or
     spins the picture; the first fit fixes each axis's sign by its largest entry."""
-    x = np.asarray(points)
-    count = max(len(x), 1)
-    centre = x.mean(axis=0, dtype=np.float64)
-    covariance = (x.T @ x).astype(np.float64) - count * np.outer(centre, centre)
-    if not (np.isfinite(covariance).all() and np.isfinite(centre).all()):
-        # overflowing activations of a blown-up network: keep the picture's axes
-        if previous is not None and previous.basis.shape[0] == x.shape[1]:
-            return previous
-        return Axes(np.zeros(x.shape[1]), np.eye(x.shape[1], 2), 0.0)
-    values, vectors = np.linalg.eigh(covariance)
-    basis = vectors[:, :-3:-1]  # eigh sorts ascending: the last two, largest first
-    total = float(values.sum())
-    explained = float(values[:-3:-1].sum() / total) if total > 0 else 1.0
-    if previous is not None and previous.basis.shape == basis.shape:
-        u, _, vt = np.linalg.svd(basis.T @ previous.basis)
-        basis = basis @ (u @ vt)
-    else:
-        largest = np.abs(basis).argmax(axis=0)
-        basis = basis * np.where(basis[largest, [0, 1]] < 0, -1.0, 1.0)
-    return Axes(centre, basis, min(max(explained, 0.0), 1.0))
+    return principal_axes_of_many([points], [previous])[0]
+
+
+def principal_axes_of_many(
+    clouds: list[np.ndarray], previous: list[Axes | None]
+) -> list[Axes]:
+    """``principal_axes`` of several point clouds of the same width (n, w), computed in
+    stacked linear-algebra calls: one frame's layers in one go."""
+    x = np.stack([np.asarray(c) for c in clouds]).astype(np.float64)  # (k, n, w)
+    count, width = max(x.shape[1], 1), x.shape[2]
+    centres = x.mean(axis=1)
+    covariances = np.matmul(x.transpose(0, 2, 1), x)
+    covariances -= count * centres[:, :, None] * centres[:, None, :]
+    finite = np.isfinite(covariances).all(axis=(1, 2)) & np.isfinite(centres).all(axis=1)
+    covariances[~finite] = np.eye(width)
+    values, vectors = np.linalg.eigh(covariances)
+    bases = vectors[:, :, :-3:-1].copy()  # eigh sorts ascending: the last two, largest first
+    totals = values.sum(axis=1)
+    kept = values[:, :-3:-1].sum(axis=1)
+    explained = np.clip(np.divide(kept, totals, out=np.ones_like(kept), where=totals > 0), 0, 1)
+    aligned = [i for i, p in enumerate(previous) if p is not None and p.basis.shape == (width, 2)]
+    if aligned:
+        before = np.stack([previous[i].basis for i in aligned])
+        u, _, vt = np.linalg.svd(np.matmul(bases[aligned].transpose(0, 2, 1), before))
+        bases[aligned] = np.matmul(bases[aligned], np.matmul(u, vt))
+    result = []
+    for i, basis in enumerate(bases):
+        if not finite[i]:
+            # overflowing activations of a blown-up network: keep the picture's axes
+            old = previous[i]
+            if old is not None and old.basis.shape == (width, 2):
+                result.append(old)
+            else:
+                result.append(Axes(np.zeros(width), np.eye(width, 2), 0.0))
+            continue
+        if i not in aligned:
+            largest = np.abs(basis).argmax(axis=0)
+            basis = basis * np.where(basis[largest, [0, 1]] < 0, -1.0, 1.0)
+        result.append(Axes(centres[i], basis, float(explained[i])))
+    return result
 
 
 def stable_bounds(
@@ -502,7 +522,11 @@ class FrameBuilder:
         # the surface's cells nearest to the centres of a coarser grid's cells
         index = ((np.arange(size) + 0.5) * (grid / size)).astype(np.intp)
         cells = (index[:, None] * grid + index[None, :]).ravel()
-        stacked = np.concatenate([h.take(cells, axis=0) for _, (_, h) in hidden], axis=1).T
+        stacked = np.empty((sum(layer.units for layer, _ in hidden), len(cells)), dtype=F32)
+        start = 0
+        for layer, (_, h) in hidden:
+            stacked[start : start + layer.units] = h.take(cells, axis=0).T
+            start += layer.units
         low, high = stacked.min(axis=1), stacked.max(axis=1)
         start = 0
         for layer, _ in hidden:
@@ -519,31 +543,54 @@ class FrameBuilder:
             start += layer.units
         return maps
 
+    def _fit_axes(self, stages: list, line_rows: int, block: slice) -> dict:
+        """Principal axes of every panel wider than 3, fitted to the data points, in one
+        stacked computation per width."""
+        by_width: dict[int, list] = {}
+        for index, stage, values in stages:
+            if values.shape[1] > 3:
+                by_width.setdefault(values.shape[1], []).append((index, stage, values))
+        fitted = {}
+        for width, group in by_width.items():
+            keys = [(index, stage, width) for index, stage, _ in group]
+            points = [values[block][line_rows:] for _, _, values in group]
+            axes = principal_axes_of_many(points, [self._axes.get(key) for key in keys])
+            for key, found in zip(keys, axes):
+                fitted[key] = self._axes[key] = found
+        return fitted
+
     def _warps(self, model: MLP, outputs, inputs: _Inputs) -> list:
         """Every hidden layer's grid lines and data points, in one quantised block."""
         block = slice(inputs.lines.start, inputs.points.stop)  # the lines, then the points
         line_rows = inputs.lines.stop - inputs.lines.start
-        views, coordinates = [], []
-        for index, (a, h) in enumerate(outputs[:-1]):
-            for stage, values in (("pre_activation", a), ("activation", h)):
-                width = values.shape[1]
-                key = (index, stage, width)
-                rows = values[block]
-                view: dict[str, Any] = {"dims": width if width <= 3 else 2}
-                if width > 3:
-                    axes = principal_axes(rows[line_rows:], self._axes.get(key))
-                    self._axes[key] = axes
-                    basis, centre = axes.basis.astype(F32), axes.centre.astype(F32)
-                    rows = (rows - centre) @ basis
-                    view.update(projection="pca", basis=basis, centre=centre,
-                                explained=axes.explained)
-                else:
-                    view["projection"] = "none"
-                views.append((index, stage, key, view))
-                coordinates.append(rows)
-        if not views:
+        stages = [(index, stage, values) for index, (a, h) in enumerate(outputs[:-1])
+                  for stage, values in (("pre_activation", a), ("activation", h))]
+        if not stages:
             return []
-        stacked = np.concatenate(coordinates, axis=1).T  # (every panel's dims, rows)
+        dims = [values.shape[1] if values.shape[1] <= 3 else 2 for _, _, values in stages]
+        # every panel's coordinates as rows of one array: (Σ dims, lines + points)
+        stacked = np.empty((sum(dims), block.stop - block.start), dtype=F32)
+        fitted = self._fit_axes(stages, line_rows, block)
+        views, start = [], 0
+        for (index, stage, values), count in zip(stages, dims):
+            width = values.shape[1]
+            key = (index, stage, width)
+            rows = values[block]
+            target = stacked[start : start + count]
+            start += count
+            view: dict[str, Any] = {"dims": count}
+            if width > 3:
+                axes = fitted[key]
+                basis, centre = axes.basis.astype(F32), axes.centre.astype(F32)
+                # Bᵀ(v − c), written straight into its rows
+                np.matmul(basis.T, rows.T, out=target)
+                target -= (basis.T @ centre)[:, None]
+                view.update(projection="pca", basis=basis, centre=centre,
+                            explained=axes.explained)
+            else:
+                target[...] = rows.T
+                view["projection"] = "none"
+            views.append((index, stage, key, view))
         lines, points = stacked[:, :line_rows], stacked[:, line_rows:]
         point_low, point_high = points.min(axis=1), points.max(axis=1)
         low = np.minimum(point_low, lines.min(axis=1))
