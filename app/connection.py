@@ -82,7 +82,8 @@ class Connection:
                     "binary_not_accepted", "commands are JSON text messages, not binary ones"
                 )
                 continue
-            if len(text) > limit or len(text.encode()) > limit:
+            # a str of n characters holds n to 4n UTF-8 bytes: encode only when it matters
+            if len(text) > limit or (4 * len(text) > limit and len(text.encode()) > limit):
                 await self.send_error(
                     "too_large", f"message: at most {limit} bytes per message",
                     field="message", limit=limit,

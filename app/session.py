@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from app.presets import default_config
-from app.protocol import describe, protocol_for
+from app.protocol import SCHEMA_VERSION, describe, protocol_for
 from app.settings import Settings
 from engine.datasets import DATASETS, LOSS_TASKS
 from engine.nn import UnitSource, transfer
@@ -120,14 +120,14 @@ class Session:
             "max_epochs_per_command", "max_message_bytes",
         )}
         return {
-            "type": "hello", "session": self.id, "schema_version": 1, "limits": limits,
+            "type": "hello", "session": self.id, "schema_version": SCHEMA_VERSION, "limits": limits,
             "config": self.config.to_dict(), "view": dict(self.view), "speed": self.speed,
             "playing": self.playing,
         }
 
     def export(self, message_id: Any = None) -> dict:
         return {
-            "type": "export", "id": message_id, "schema_version": 1,
+            "type": "export", "id": message_id, "schema_version": SCHEMA_VERSION,
             "config": self.config.to_dict(), "view": dict(self.view), "speed": self.speed,
             "weights": self.trainer.model.state_dict(), "step": self.trainer.steps,
             "epoch": float(self.trainer.epochs),

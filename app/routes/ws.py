@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, WebSocket
 
 from app.connection import Connection
+from app.protocol import protocol_for
 from app.settings import Settings, get_settings
 
 router = APIRouter()
@@ -20,12 +21,12 @@ async def session_socket(
     state = websocket.app.state
     session = await state.registry.open(state.worker, settings)
     if session is None:
-        await websocket.send_json({
-            "type": "error", "code": "too_many_sessions", "field": "max_sessions",
-            "limit": settings.max_sessions, "id": None, "command": None,
-            "message": f"this server holds at most {settings.max_sessions} sessions; "
+        error = protocol_for(settings).Error(
+            code="too_many_sessions", field="max_sessions", limit=settings.max_sessions,
+            message=f"this server holds at most {settings.max_sessions} sessions; "
             "try again in a moment",
-        })
+        )
+        await websocket.send_json(error.model_dump())
         await websocket.close(code=1013)
         return
     try:

@@ -353,3 +353,21 @@ def test_a_greedy_session_does_not_starve_a_modest_one(connect):
         assert greedy_steps > 2 * modest_steps
         # the greedy session's frames still come, one per ready
         assert greedy.frame()["step"] == greedy_steps
+
+
+def test_every_json_reply_matches_its_published_schema(connect, settings):
+    from app.protocol import protocol_for
+
+    server = protocol_for(settings).server
+    with connect() as session:
+        server.validate_python(session.hello)
+        replies = [
+            session.command("patch", op="add_unit", layer=0),
+            session.command("patch", op="set", path="data.name", value="sine_1d"),
+            session.command("step", count=3),
+            session.command("patch", op="set", path="model.layers.0.units", value=99),
+            session.command("export"),
+            session.raw("{oops"),
+        ]
+        kinds = [server.validate_python(reply).type for reply in replies]
+        assert kinds == ["state", "state", "state", "error", "export", "error"]
