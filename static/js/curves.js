@@ -12,6 +12,7 @@ import { PlotArea } from "./plotarea.js";
 const LAYER_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4"];
 const OUTPUT_COLOR = "#444";
 const EXPLORER_MS = 1000;
+const CURVES_MS = 250; // new points join the curves four times a second
 
 class LinePlot {
   constructor(container, { title, log = false, yRange = null, xLabel = "epoch" }) {
@@ -40,7 +41,9 @@ class LinePlot {
 
   draw() {
     if (!this.dirty) return false;
+    if (!this.series.some((s) => s.x.length) && !this.drawn) return false; // no points yet
     this.dirty = false;
+    this.drawn = true;
     const area = this.area;
     const ctx = area.contexts[0];
     area.clear(0);
@@ -207,8 +210,9 @@ export class CurvesView {
 
   draw(curves, now = performance.now()) {
     let drew = false;
-    if (curves.version !== this.version) {
+    if (curves.version !== this.version && now - (this.updatedAt || -Infinity) >= CURVES_MS) {
       this.version = curves.version;
+      this.updatedAt = now;
       const x = curves.epoch;
       this.loss.set([
         { x, y: curves.trainLoss, name: "train", color: "#37414b" },

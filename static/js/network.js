@@ -51,26 +51,27 @@ export class NetworkView {
     this.width = 0;
     this.height = 0;
     this.activations = ["tanh"];
-    this.observer = new ResizeObserver(() => this.resize());
+    this.observer = new ResizeObserver((entries) => {
+      const rect = entries[entries.length - 1].contentRect;
+      this.resize(rect.width, rect.height);
+    });
     this.observer.observe(container);
     this.canvas.addEventListener("mousemove", (event) => this.mouseMove(event));
     this.canvas.addEventListener("mouseleave", () => this.setHovered(null));
     this.canvas.addEventListener("click", (event) => this.click(event));
-    this.resize();
+    this.urgent = false; // an interaction to show at once, whatever the frame-rate budget
   }
 
-  resize() {
-    const rect = this.container.getBoundingClientRect();
-    const width = Math.max(50, Math.round(rect.width));
-    const height = Math.max(50, Math.round(rect.height));
+  resize(cssWidth, cssHeight) {
+    const width = Math.max(50, Math.round(cssWidth));
+    const height = Math.max(50, Math.round(cssHeight));
     if (width === this.width && height === this.height) return;
     this.width = width;
     this.height = height;
+    this.urgent = true;
     const ratio = window.devicePixelRatio || 1;
     this.canvas.width = Math.round(width * ratio);
     this.canvas.height = Math.round(height * ratio);
-    this.canvas.style.width = `${width}px`;
-    this.canvas.style.height = `${height}px`;
     this.context.setTransform(ratio, 0, 0, ratio, 0, 0);
     this.layout();
   }
@@ -82,6 +83,7 @@ export class NetworkView {
     const same = this.model && JSON.stringify(model) === JSON.stringify(this.model);
     this.model = model;
     if (!same) {
+      this.urgent = true;
       this.featureMaps = null;
       this.layout();
       this.buildControls();
@@ -203,6 +205,7 @@ export class NetworkView {
   draw() {
     if (!this.dirty || !this.model || !this.cols || !this.cols.length) return false;
     this.dirty = false;
+    this.urgent = false;
     const ctx = this.context;
     ctx.clearRect(0, 0, this.width, this.height);
     this.drawLinks(ctx);
@@ -441,6 +444,7 @@ export class NetworkView {
     }
     this.hovered = target;
     this.dirty = true;
+    this.urgent = true;
     this.canvas.style.cursor = target && !(target.kind === "unit" && target.column.kind === "input") ? "pointer" : "default";
     if (!target) {
       this.tooltip.hidden = true;

@@ -333,8 +333,13 @@ function takeFrame() {
   stats.rendered += 1;
 }
 
+const NETWORK_MS = 66;
+const BUDGET_MS = 12; // drawing per animation frame; what does not fit waits for the next
+let networkDrawnAt = -Infinity;
+
 function render(now) {
   requestAnimationFrame(render);
+  const deadline = performance.now() + BUDGET_MS;
   if (pendingFrame) {
     try {
       takeFrame();
@@ -343,10 +348,16 @@ function render(now) {
       showNotice(`A frame could not be drawn: ${error.message}`);
     }
   }
+  // The surface and the warps follow every frame; the diagram's thumbnails and link widths
+  // at about 15 frames/s (each redrawn canvas costs its copy to the compositor, NOTES), and
+  // at once when the learner interacts with it. A first frame (cold code, new canvases) is
+  // spread over several animation frames by the budget.
   if (surface.draw()) warps.setPicture(surface.picture);
-  network.draw();
-  warps.draw(now);
-  curves.draw(state.curves, now);
+  if (performance.now() < deadline && (network.urgent || now - networkDrawnAt >= NETWORK_MS)) {
+    if (network.draw()) networkDrawnAt = now;
+  }
+  if (performance.now() < deadline) warps.draw(now, deadline);
+  if (performance.now() < deadline) curves.draw(state.curves, now);
 }
 
 // ----- sharing, export and import ------------------------------------------------------------

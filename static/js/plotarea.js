@@ -17,15 +17,23 @@ export class PlotArea {
     this.width = 0;
     this.height = 0;
     this.onResize = null;
-    this.observer = new ResizeObserver(() => this.resize());
+    // contentRect, not getBoundingClientRect: reading it forces no layout of the page
+    this.observer = new ResizeObserver((entries) => {
+      const rect = entries[entries.length - 1].contentRect;
+      this.resize(rect.width, rect.height);
+    });
+    // the observer's first call sizes the canvases (no forced layout while the page builds)
     this.observer.observe(container);
-    this.resize();
   }
 
-  resize() {
-    const rect = this.container.getBoundingClientRect();
-    const width = Math.max(10, Math.round(rect.width));
-    const height = Math.max(10, Math.round(rect.height));
+  resize(cssWidth, cssHeight) {
+    if (cssWidth === undefined) {
+      const rect = this.container.getBoundingClientRect();
+      cssWidth = rect.width;
+      cssHeight = rect.height;
+    }
+    const width = Math.max(10, Math.round(cssWidth));
+    const height = Math.max(10, Math.round(cssHeight));
     if (width === this.width && height === this.height) return;
     this.width = width;
     this.height = height;
@@ -34,8 +42,6 @@ export class PlotArea {
       const canvas = this.canvases[i];
       canvas.width = Math.round(width * ratio);
       canvas.height = Math.round(height * ratio);
-      canvas.style.width = `${width}px`;
-      canvas.style.height = `${height}px`;
       this.contexts[i].setTransform(ratio, 0, 0, ratio, 0, 0);
     }
     if (this.onResize) this.onResize();

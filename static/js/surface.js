@@ -70,6 +70,7 @@ export class SurfaceView {
 
   draw() {
     if (!this.dirty && !this.pointsDirty) return false;
+    if (!this.surface && !this.data) return false; // nothing to show before the first frame
     const area = this.area;
     const [xRange, yRange] = this.ranges();
     area.setRanges(xRange, yRange, false);

@@ -10,6 +10,7 @@ import { CLASS_RGB, SURFACE_LUT, classColor, UNIT_LUT } from "./palette.js";
 
 const STAGES = ["pre_activation", "activation"];
 const MORPH_MS = 1400; // per step of the morph (previous space → a → h)
+const INPUT_MS = 150; // the input panel follows the output's picture at about 7 frames/s
 
 // Decode a quantised array {data, lo, hi, rows, cols} row by row into float32.
 export function dequantise(q) {
@@ -174,20 +175,18 @@ export class WarpView {
     this.loss = "bernoulli";
     this.layers = [];
     this.scenes = new Map(); // "layer:stage" -> Scene
-    this.dirty = true;
     this.picture = null; // the output over the input plane, drawn under the input panel
   }
 
   // Fig. 6.2's left square shows the decision surface under the input grid.
   setPicture(picture) {
     this.picture = picture;
-    if (this.panels[0]) this.panels[0].dirty = true;
+    this.inputStale = true;
   }
 
   setStage(stage) {
     this.stage = stage;
     this.morph = null;
-    this.dirty = true;
     for (const panel of this.panels) panel.dirty = true;
   }
 
@@ -195,7 +194,7 @@ export class WarpView {
   setData(data) {
     this.data = data;
     this.inputScene = null;
-    this.dirty = true;
+    for (const panel of this.panels) panel.dirty = true;
   }
 
   setModel(layers, loss) {
@@ -207,14 +206,19 @@ export class WarpView {
   setWarps(warps) {
     this.warps = warps;
     this.scenes.clear();
-    this.dirty = true;
     if (warps) this.ensurePanels(warps.length);
-    for (const panel of this.panels) panel.dirty = true;
+    for (const panel of this.panels) if (panel.index > 0) panel.dirty = true;
+    const first = warps && warps[0];
+    const key = first ? `${first.lines}:${first.samples}` : "";
+    if (key !== this.inputKey) {
+      this.inputKey = key;
+      this.inputScene = null;
+      if (this.panels[0]) this.panels[0].dirty = true;
+    }
   }
 
   startMorph(layer = 0) {
     this.morph = { layer, start: performance.now() };
-    this.dirty = true;
   }
 
   ensurePanels(count) {
@@ -344,12 +348,14 @@ export class WarpView {
   }
 
   // ----- drawing ----------------------------------------------------------------------------
-  draw(now = performance.now()) {
+  // Draw the panels that changed; stop once `deadline` (a performance.now() time) has passed,
+  // leaving the rest marked for the next animation frame.
+  draw(now = performance.now(), deadline = Infinity) {
     let drew = false;
     let morphing = false;
     for (const panel of this.panels) {
       const layer = panel.index;
-      let scene;
+      let scene = null;
       let t = null;
       if (this.morph && layer > 0 && (this.morph.layer === 0 || this.morph.layer === layer)) {
         t = Math.min(2, (now - this.morph.start) / MORPH_MS);
@@ -358,26 +364,32 @@ export class WarpView {
         if (before && after) {
           const k = t < 1 ? t : t - 1;
           const eased = k * k * (3 - 2 * k);
-          scene = Scene.mix(this.flat(before), this.flat(after), eased);
-          morphing = t < 2;
+          scene = Scene.mix(before, after, eased);
+          morphing = morphing || t < 2;
           panel.dirty = true;
         }
       }
+      if (layer === 0) {
+        const due = panel.dirty || (this.inputStale && now - (panel.drawnAt || 0) > INPUT_MS);
+        if (!due) continue;
+      } else if (!panel.dirty) {
+        continue;
+      }
+      if (drew && performance.now() > deadline) break;
       if (!scene) scene = this.scene(layer, layer === 0 ? "activation" : this.stage, panel);
-      if (!panel.dirty && !this.dirty) continue;
       this.drawPanel(panel, scene, t);
+      if (layer === 0) this.inputStale = false;
       panel.dirty = false;
+      panel.drawnAt = now;
       drew = true;
     }
-    if (this.morph && !morphing) {
+    if (this.morph && !morphing && performance.now() - this.morph.start > 2 * MORPH_MS) {
+      // the morph ends on h; show the chosen stage again
       this.morph = null;
+      for (const panel of this.panels) panel.dirty = true;
     }
-    this.dirty = Boolean(this.morph);
     return drew;
   }
-
-  // A 3-D scene without its box, so that it can be mixed with a 2-D one.
-  flat(scene) { return scene; }
 
   describe(panel, t) {
     const layer = panel.index;

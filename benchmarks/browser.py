@@ -1,0 +1,170 @@
+"""How fast the playground page draws, in headless chromium, with the default preset.
+
+    python benchmarks/browser.py [--runs 3] [--seconds 10] [--json out.json]
+
+Starts `uvicorn app.main:app` on a free port, opens the page in Debian's chromium
+(/usr/bin/chromium, driven by Playwright; never `playwright install`) `--runs` times, each
+time in a fresh browser context, and measures:
+
+- **first frame**: milliseconds from navigation start to the end of the animation frame
+  that drew the first frame (the page's own `playground.stats.firstFrameAt`, on the
+  `performance.now()` clock whose zero is navigation start);
+- **frames/s**: frames drawn per second over `--seconds` of training, after a one-second
+  warm-up (each drawn frame = a new surface, every warp panel, the network diagram with
+  its thumbnails, and the curves);
+- **longest task**: the longest main-thread task that `PerformanceObserver` reports
+  (`longtask` entries, buffered from the start of the page), split into the load (up to
+  the first frame plus one second) and the training that follows.
+
+Targets (issue 4): ≥ 30 frames/s, no task over 50 ms, first frame ≤ 1.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TARGET_FPS, TARGET_TASK_MS, TARGET_FIRST_MS = 30.0, 50.0, 1500.0
+
+OBSERVER = """
+window.__longTasks = [];
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) window.__longTasks.push([entry.startTime, entry.duration]);
+}).observe({ type: "longtask", buffered: true });
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("uvicorn did not start")
+
+
+def measure(browser, url: str, seconds: float) -> dict:
+    context = browser.new_context(viewport={"width": 1400, "height": 940})
+    page = context.new_page()
+    page.add_init_script(OBSERVER)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url + "/")
+    page.wait_for_function("() => window.playground && playground.stats.firstFrameAt !== null",
+                           timeout=30_000)
+    first = page.evaluate("() => playground.stats.firstFrameAt")
+    page.wait_for_timeout(1000)
+    start = page.evaluate("() => [performance.now(), playground.stats.rendered, playground.stats.frames]")
+    page.wait_for_timeout(seconds * 1000)
+    end = page.evaluate("() => [performance.now(), playground.stats.rendered, playground.stats.frames]")
+    tasks = page.evaluate("() => window.__longTasks")
+    preset = page.evaluate("() => playground.state.config.data.name + ' ' + JSON.stringify(playground.state.config.model.layers.map((l) => l.units))")
+    context.close()
+    elapsed = (end[0] - start[0]) / 1000
+    load_cut = first + 1000
+    load_tasks = [d for s, d in tasks if s < load_cut]
+    run_tasks = [d for s, d in tasks if s >= load_cut]
+    return {
+        "preset": preset,
+        "first_frame_ms": first,
+        "frames_per_s": (end[1] - start[1]) / elapsed,
+        "received_per_s": (end[2] - start[2]) / elapsed,
+        "longest_task_load_ms": max(load_tasks, default=0.0),
+        "longest_task_training_ms": max(run_tasks, default=0.0),
+        "long_tasks_training": len(run_tasks),
+        "training_seconds": elapsed,
+        "errors": errors,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--json", type=Path, default=None)
+    options = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"{CHROMIUM} is missing (make chromium)")
+    process, url = start_server()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            version = browser.version
+            results = [measure(browser, url, options.seconds) for _ in range(options.runs)]
+            browser.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+    cpu = platform.processor() or platform.machine()
+    print("Playground page, default preset, headless chromium")
+    print(f"machine: {cpu}, {os.cpu_count()} cores; chromium {version}; "
+          f"{options.runs} page loads, {options.seconds:g} s of training each")
+    print(f"preset: {results[0]['preset']}")
+    print()
+    header = f"{'':34}" + "".join(f"{'run ' + str(i + 1):>10}" for i in range(len(results)))
+    print(header + f"{'median':>10}{'target':>12}")
+    rows = [
+        ("first frame after navigation (ms)", "first_frame_ms", f"≤ {TARGET_FIRST_MS:.0f}", "{:.0f}"),
+        ("frames drawn per second", "frames_per_s", f"≥ {TARGET_FPS:.0f}", "{:.1f}"),
+        ("frames received per second", "received_per_s", "", "{:.1f}"),
+        ("longest task, load (ms)", "longest_task_load_ms", f"≤ {TARGET_TASK_MS:.0f}", "{:.0f}"),
+        ("longest task, training (ms)", "longest_task_training_ms", f"≤ {TARGET_TASK_MS:.0f}", "{:.0f}"),
+        ("tasks over 50 ms, training", "long_tasks_training", "0", "{:.0f}"),
+    ]
+    for label, key, target, fmt in rows:
+        values = [r[key] for r in results]
+        cells = "".join(f"{fmt.format(v):>10}" for v in values)
+        print(f"{label:34}{cells}{fmt.format(statistics.median(values)):>10}{target:>12}")
+    worst_task = max(max(r["longest_task_load_ms"], r["longest_task_training_ms"]) for r in results)
+    verdicts = {
+        "first frame ≤ 1.5 s": max(r["first_frame_ms"] for r in results) <= TARGET_FIRST_MS,
+        "≥ 30 frames/s": min(r["frames_per_s"] for r in results) >= TARGET_FPS,
+        "no task over 50 ms": worst_task <= TARGET_TASK_MS,
+    }
+    print()
+    for name, met in verdicts.items():
+        print(f"{name:24}{'met' if met else 'MISSED'} (worst run)")
+    errors = [e for r in results for e in r["errors"]]
+    if errors:
+        print("page errors:", *errors, sep="\n  ")
+    if options.json:
+        options.json.write_text(json.dumps({"chromium": version, "runs": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
