@@ -19,6 +19,9 @@ let connectedOnce = false;
 let presetsPromise = null;
 let initial = null; // what the first hello configures: {config, speed} from the URL or the default preset
 let lastFrame = null;
+let lastPatchPath = null; // where to show the error of the last `patch set`
+let pendingImport = false; // a configure from an imported file is on its way
+let pendingUrl = false; // a configure from the link's fragment is on its way
 
 // ----- views ----------------------------------------------------------------------------
 const surface = new SurfaceView(document.getElementById("surface"), {
@@ -90,6 +93,7 @@ const socket = new SessionSocket(wsUrl, {
 });
 
 function send(message) {
+  if (message.type === "patch") lastPatchPath = message.op === "set" ? message.path : null;
   if (!socket.connected) {
     showNotice("Not connected: the command was not sent. Reconnecting…");
     return null;
@@ -170,22 +174,10 @@ function rejected(message) {
   }
   if (message.command === "patch" && lastPatchPath && (!field || field === "value")) field = lastPatchPath;
   if (message.command === "add_point" || message.command === "remove_point") field = "x";
-  if (message.command === "set_weight") {
-    showNotice(text);
-    return;
-  }
+  if (message.command === "set_weight") field = "model.layers";
   if (message.command === "patch" && field && !field.includes(".")) field = lastPatchPath || field;
   controls.showError(field, text);
 }
-
-let lastPatchPath = null;
-let pendingImport = false;
-let pendingUrl = false;
-const originalSend = socket.send.bind(socket);
-socket.send = (message) => {
-  if (message.type === "patch") lastPatchPath = message.op === "set" ? message.path : null;
-  return originalSend(message);
-};
 
 function applyNetwork() {
   const net = state.network;

@@ -5,6 +5,7 @@
 
 const URL_KEY = "c";
 const MAX_CURVE = 4000; // points per curve before they are thinned by half
+let curveVersion = 0; // grows with every change, across resets of the curves
 
 export class PlaygroundState {
   constructor() {
@@ -37,16 +38,20 @@ export class PlaygroundState {
 
   resetCurves() {
     this.curves = emptyCurves();
+    this.curves.version = ++curveVersion;
   }
 
   // Append a frame's history (everything since the previous frame) to the curves.
   addHistory(history, gradientNorms) {
-    const curves = this.curves;
     const steps = history.step;
     if (!steps || !steps.length) return;
-    // a reset (or restored session) starts the counters again: start new curves
-    const last = curves.step.length ? curves.step[curves.step.length - 1] : -Infinity;
-    if (steps[0] < last) this.resetCurves();
+    let curves = this.curves;
+    // a reset, new data or a restored session starts the counters again: start new curves
+    const n = curves.step.length;
+    if (n && (steps[0] < curves.step[n - 1] || history.epoch[0] < curves.epoch[n - 1] - 1e-9)) {
+      this.resetCurves();
+      curves = this.curves;
+    }
     for (let i = 0; i < steps.length; i++) {
       curves.step.push(steps[i]);
       curves.epoch.push(history.epoch[i]);
@@ -61,7 +66,7 @@ export class PlaygroundState {
     }
     if (curves.step.length > MAX_CURVE) thin(curves, ["step", "epoch", "trainLoss", "testLoss", "trainAccuracy", "testAccuracy"]);
     if (curves.normStep.length > MAX_CURVE / 4) thin(curves, ["normStep", "norms"]);
-    curves.version += 1;
+    curves.version = ++curveVersion;
   }
 
   // Weights as the server's `export` / `configure.weights` want them: nested lists.

@@ -154,7 +154,7 @@ export class WarpPanel {
   }
 
   is3d() {
-    return this.views && this.views.activation && this.views.activation.dims === 3;
+    return this.rotatable === true;
   }
 
   remove() {
@@ -435,6 +435,8 @@ export class WarpView {
     ctx.fillRect(inner.left, inner.top, inner.width, inner.height);
     if (!scene) return;
     panel.draws += 1;
+    panel.rotatable = Boolean(scene.box);
+    panel.root.classList.toggle("rotatable", panel.rotatable);
     area.setRanges(scene.xRange, scene.yRange, scene.square);
     ctx.save();
     ctx.beginPath();

@@ -236,3 +236,49 @@ def test_controls_patch_the_session(playground):
     page.select_option("#dataset", "sine_1d")
     pg.wait_for("playground.lastFrame && playground.lastFrame.surface.kind === 'curve'")
     pg.settle()
+
+
+def test_three_unit_layer_rotates_in_3d(playground, shots):
+    pg = playground.open()
+    page = pg.page
+    page.select_option("#preset", "fig_6_2")
+    pg.wait_for("playground.state.config.data.name === 'two_curves' && playground.lastFrame.warps.length === 1")
+    page.click('[data-action="add-unit"] >> nth=0')
+    pg.wait_for("playground.lastFrame.warps[0].activation.dims === 3")
+    pg.pause()
+    pg.settle()
+    assert "3-D" in page.text_content(".warp-panel[data-layer='1'] .warp-note")
+    panel = ".warp-panel[data-layer='1'] canvas"
+    before = pg.pixels(panel)
+    box = page.locator(".warp-panel[data-layer='1'] .warp-plot").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 60, y + 20, steps=5)
+    page.mouse.up()
+    pg.settle()
+    assert changed_fraction(before, pg.pixels(panel)) > 0.01
+    shots(page, "rotated-3d")
+
+
+def test_speed_regenerate_and_explorer(playground, shots):
+    pg = playground.open()
+    page = pg.page
+    page.evaluate("() => { const s = document.getElementById('speed'); s.value = '20'; s.dispatchEvent(new Event('change')); }")
+    pg.wait_for("playground.state.speed < 10")
+    assert page.text_content("#speed-value").endswith("/s")
+    seed = pg.config["data"]["seed"]
+    points = "#surface canvas >> nth=1"
+    before = pg.pixels(points)
+    page.click("#regenerate")
+    pg.wait_for(f"playground.state.config.data.seed !== {seed}")
+    pg.wait_for(f"playground.state.data && playground.lastFrame.dataVersion === playground.state.dataVersion")
+    pg.settle()
+    assert changed_fraction(before, pg.pixels(points)) > 0.01
+    # the curves in Plotly, loaded on demand
+    page.click("#explore-curves")
+    pg.wait_for("window.Plotly && document.querySelector('.explorer-plot .main-svg')", timeout=30_000)
+    assert pg.js("document.querySelector('.explorer-plot').data.length") >= 4
+    shots(page, "explorer")
+    page.click(".explorer-head button")
+    assert not pg.js("document.getElementById('curves-dialog').open")
