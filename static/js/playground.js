@@ -152,7 +152,7 @@ function accepted(message) {
 function rejected(message) {
   const text = message.message || "The server rejected the command.";
   if (message.code === "diverged") {
-    showNotice(text);
+    showNotice(`${text} Reset (r) draws new initial weights.`);
     state.playing = false;
     controls.setPlaying(false);
     return;

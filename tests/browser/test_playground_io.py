@@ -174,3 +174,28 @@ def test_reconnect_restores_configuration_and_weights(playground, shots):
     pg.play()
     step = pg.step
     pg.wait_for(f"playground.state.step > {step}")
+
+
+def test_divergence_pauses_with_an_explanation(playground, shots):
+    pg = playground.open()
+    page = pg.page
+    page.select_option("#preset", "sine")
+    pg.wait_for("playground.state.config.data.name === 'sine_1d'")
+    page.select_option("#optimizer", "sgd")
+    pg.wait_for("playground.state.config.training.optimizer === 'sgd'")
+    page.fill("#learning-rate", "10")
+    page.press("#learning-rate", "Enter")
+    pg.wait_for("!document.getElementById('notice').hidden && document.getElementById('notice').textContent.includes('diverged')", timeout=30_000)
+    pg.wait_for("!playground.state.playing")
+    assert page.text_content("#play") == "▶"
+    assert "learning rate" in page.text_content("#notice")
+    shots(page, "diverged")
+    # a smaller learning rate and new weights train again
+    page.fill("#learning-rate", "0.01")
+    page.press("#learning-rate", "Enter")
+    pg.wait_for("playground.state.config.training.learning_rate === 0.01")
+    page.click("#reset")
+    pg.wait_for("playground.state.step === 0")
+    page.click("#play")
+    pg.wait_for("playground.state.playing && playground.state.step > 50")
+    assert pg.js("playground.state.playing") is True
