@@ -205,3 +205,77 @@ def test_large_or_unsupported_networks_fall_back_to_the_layer_view():
     assert graph.level == "layer" and "maxout" in graph.message
     with pytest.raises(ValueError, match="level"):
         build_graph(maxout, np.array([0.1, 0.2]), 1.0, level="pixels")
+
+
+def test_gradient_check_flags_a_wrong_derivative():
+    from engine.autodiff import Primitive, Tensor, apply
+    from engine.stepper import Graph
+
+    # x³ with the derivative 2x² (it is 3x²): back-propagation is wrong, the check says so
+    cube = Primitive("cube", lambda x: x**3, (lambda g, out, x: g * 2.0 * x * x,))
+    weight = Tensor(np.array([0.7, -1.3, 0.0]), requires_grad=True, name="w")
+    graph = Graph(apply(cube, weight).sum().named("J"), "layer", {"w": weight})
+    rows = gradient_check(graph)
+    assert [r["flagged"] for r in rows] == [True, True, False]  # at 0 both say 0
+    assert rows[0]["numeric"] == pytest.approx(3 * 0.7**2, rel=1e-9)
+    assert rows[0]["relative_error"] == pytest.approx(1 / 5, rel=1e-6)  # |3 − 2| / (3 + 2)
+
+
+def test_gradient_check_of_a_trained_net_has_no_false_flags_and_can_sample():
+    model = small_model("tanh", units=(4, 4))
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(20, 2))
+    y = (x[:, 0] * x[:, 1] > 0).astype(float)
+    for _ in range(300):  # train until the gradients are small
+        cost = model.cost(x, y, l2=1e-3)
+        for p, g in zip(model.parameters(), grad(cost, model.parameters())):
+            p.value -= 0.5 * g.value
+    graph = build_graph(model, x[:1], y[:1], l2=1e-3)
+    rows = gradient_check(graph)
+    assert min(abs(r["backprop"]) for r in rows) < 1e-3
+    assert not any(r["flagged"] for r in rows)
+    layer = build_graph(model, x, y, l2=1e-3)
+    sampled = gradient_check(layer, ["W2"], limit=5)
+    assert len(sampled) == 5  # of 16 entries, evenly spread: the first and the last among them
+    assert sampled[0]["name"] == "W2[0,0]" and sampled[-1]["name"] == "W2[3,3]"
+    with pytest.raises(ValueError, match="points"):
+        gradient_check(layer, points=3)
+
+
+def test_every_node_has_a_readable_name():
+    model = small_model("tanh", "squared", units=(2,))
+    for level in ("unit", "layer"):
+        graph = build_graph(model, np.array([0.5, -0.5]), 0.3, l2=0.1, l1=0.01, level=level)
+        stepper = Stepper(graph)
+        names = [row["name"] for row in stepper.node_table()]
+        assert not any("#" in name for name in names), names
+        assert "y" in names and "J" in names and "L" in names and "Ω" in names
+    layer = build_graph(model, np.ones((3, 2)), np.zeros(3), l2=0.1, l1=0.01, level="layer")
+    names = {row["name"] for row in Stepper(layer).node_table()}
+    assert {"W1²", "ΣW1²", "λ₂/2", "|Wout|", "λ₁·Σ|Wout|"} <= names
+
+
+def test_current_and_next_describe_the_cursor():
+    graph = build_graph(small_model(units=(2,)), np.array([0.5, -1.0]), 1.0)
+    stepper = Stepper(graph)
+    assert stepper.current() is None and stepper.next_node() == stepper.operations[0].id
+    first = stepper.step()
+    second = stepper.step()
+    assert stepper.current()["formula"] == second["formula"]
+    stepper.back()
+    assert stepper.current() == first
+    stepper.run_to_end()
+    assert stepper.next_node() is None
+    last = stepper.backward_nodes[-1].id
+    assert stepper.current()["node"] == last and stepper.current()["terms"]
+
+
+def test_softmax_unit_terms_show_no_scalar_local_derivative_for_vector_children():
+    model = small_model("tanh", "softmax", units=(2,), classes=3)
+    graph = build_graph(model, np.array([0.3, 0.9]), 1)
+    stepper = Stepper(graph)
+    events = stepper.run_to_end()
+    z1 = next(e for e in events if e["phase"] == "backward" and e["name"] == "z₁")
+    (term,) = z1["terms"]
+    assert term["child_name"] == "z" and term["local"] is None
+    np.testing.assert_allclose(term["contribution"], z1["grad"])
