@@ -119,6 +119,7 @@ def main() -> None:
     options = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing (make chromium)")
+    load_before = os.getloadavg()
     process, url = start_server()
     try:
         with sync_playwright() as playwright:
@@ -130,10 +131,13 @@ def main() -> None:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
 
+    load_after = os.getloadavg()
     cpu = platform.processor() or platform.machine()
     print("Playground page, default preset, headless chromium")
     print(f"machine: {cpu}, {os.cpu_count()} cores; chromium {version}; "
           f"{options.runs} page loads, {options.seconds:g} s of training each")
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+          "(other work on the machine takes the same two cores)")
     print(f"preset: {results[0]['preset']}")
     print()
     header = f"{'':34}" + "".join(f"{'run ' + str(i + 1):>10}" for i in range(len(results)))

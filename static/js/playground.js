@@ -267,11 +267,16 @@ function showReadout(info) {
 // a frame arrives into an empty buffer and when the animation frame takes the buffered one,
 // so the server builds the next frame while this one waits for its animation frame. The
 // curves take every frame's history at once; only the newest pictures are drawn.
+// A frame that arrives less than one display frame after the last `ready` waits for the
+// animation frame to ask again, so the page never asks for more frames than it can show.
 let readyOutstanding = false;
+let readySentAt = -Infinity;
+const READY_GAP_MS = 14;
 
 function sendReady() {
   if (readyOutstanding || !socket.connected) return;
   readyOutstanding = true;
+  readySentAt = performance.now();
   socket.send({ type: "ready" });
 }
 
@@ -289,7 +294,7 @@ function receiveFrame(raw) {
   }
   const empty = pendingFrame === null;
   pendingFrame = raw;
-  if (empty) sendReady();
+  if (empty && performance.now() - readySentAt >= READY_GAP_MS) sendReady();
 }
 
 function takeFrame() {

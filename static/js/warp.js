@@ -352,20 +352,21 @@ export class WarpView {
   // leaving the rest marked for the next animation frame.
   draw(now = performance.now(), deadline = Infinity) {
     let drew = false;
-    let morphing = false;
     for (const panel of this.panels) {
       const layer = panel.index;
       let scene = null;
       let t = null;
       if (this.morph && layer > 0 && (this.morph.layer === 0 || this.morph.layer === layer)) {
-        t = Math.min(2, (now - this.morph.start) / MORPH_MS);
+        // one layer: x (or h of the layer before) → a → h; all layers: one after the other,
+        // each panel waiting in its input space until its turn
+        const elapsed = (now - this.morph.start) / MORPH_MS;
+        t = Math.max(0, Math.min(2, this.morph.layer === 0 ? elapsed - 2 * (layer - 1) : elapsed));
         const before = t < 1 ? this.scene(layer - 1, "activation", this.panels[layer - 1]) : this.scene(layer, "pre_activation", panel);
         const after = t < 1 ? this.scene(layer, "pre_activation", panel) : this.scene(layer, "activation", panel);
         if (before && after) {
           const k = t < 1 ? t : t - 1;
           const eased = k * k * (3 - 2 * k);
           scene = Scene.mix(before, after, eased);
-          morphing = morphing || t < 2;
           panel.dirty = true;
         }
       }
@@ -383,7 +384,8 @@ export class WarpView {
       panel.drawnAt = now;
       drew = true;
     }
-    if (this.morph && !morphing && performance.now() - this.morph.start > 2 * MORPH_MS) {
+    const steps = this.morph && this.morph.layer === 0 ? 2 * (this.panels.length - 1) : 2;
+    if (this.morph && now - this.morph.start > (steps + 0.1) * MORPH_MS) {
       // the morph ends on h; show the chosen stage again
       this.morph = null;
       for (const panel of this.panels) panel.dirty = true;
@@ -402,6 +404,9 @@ export class WarpView {
     }
     const spec = this.layers[layer - 1] || {};
     const warp = this.warps && this.warps[layer - 1];
+    if (t !== null && t <= 0) {
+      return { title: `layer ${layer}: waiting in h${superscript(layer - 1)}`, note: "its turn comes after the layer before" };
+    }
     const stage = t !== null ? (t < 1 ? "pre_activation" : "activation") : this.stage;
     const view = warp && warp[stage];
     const sup = superscript(layer);
