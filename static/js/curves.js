@@ -326,17 +326,24 @@ function ticks(lo, hi, count) {
   return out;
 }
 
-// Ticks of a log10 axis at 1, 2 and 5 times powers of ten (in log10 units).
+// Ticks of a log10 axis at 1, 2, 5 (or finer) times powers of ten (in log10 units): the
+// coarsest set that gives at least three ticks, unless that crowds the axis.
 function logTicks(lo, hi) {
-  const out = [];
-  const multipliers = hi - lo > 3 ? [1] : hi - lo > 1.2 ? [1, 3] : hi - lo > 0.6 ? [1, 2, 5] : [1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9];
-  for (let power = Math.floor(lo); power <= Math.ceil(hi); power++) {
-    for (const m of multipliers) {
-      const v = power + Math.log10(m);
-      if (v >= lo && v <= hi) out.push(v);
+  const sets = [[1], [1, 3], [1, 2, 5], [1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9]];
+  let best = [];
+  for (const multipliers of sets) {
+    const out = [];
+    for (let power = Math.floor(lo); power <= Math.ceil(hi); power++) {
+      for (const m of multipliers) {
+        const v = power + Math.log10(m);
+        if (v >= lo && v <= hi) out.push(v);
+      }
     }
+    if (out.length > 5 && best.length >= 2) break;
+    best = out;
+    if (out.length >= 3) break;
   }
-  return out;
+  return best;
 }
 
 function label(v) {

@@ -432,7 +432,12 @@ export class WarpView {
     const area = panel.area;
     const ctx = area.contexts[0];
     const { title, note } = this.describe(panel, t);
-    if (panel.title.textContent !== title) panel.title.textContent = title;
+    if (panel.title.textContent !== title) {
+      panel.title.textContent = title;
+      panel.root.title = panel.index === 0
+        ? "The input space: a regular grid of lines and the data, before any layer"
+        : `Layer ${panel.index}'s space: every input x (grid lines and data points) mapped to its a = hW + b or h = φ(a)`;
+    }
     if (panel.note.textContent !== note) panel.note.textContent = note;
     area.clear(0);
     const inner = area.inner;
