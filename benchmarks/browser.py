@@ -6,9 +6,10 @@ Starts `uvicorn app.main:app` on a free port, opens the page in Debian's chromiu
 (/usr/bin/chromium, driven by Playwright; never `playwright install`) `--runs` times, each
 time in a fresh browser context, and measures:
 
-- **first frame**: milliseconds from navigation start to the end of the animation frame
-  that drew the first frame (the page's own `playground.stats.firstFrameAt`, on the
-  `performance.now()` clock whose zero is navigation start);
+- **first frame**: milliseconds from navigation start until the first frame's decision
+  surface has been drawn (the page's own `playground.stats.firstFrameAt`, on the
+  `performance.now()` clock whose zero is navigation start); the other views follow in the
+  next animation frames;
 - **frames/s**: frames drawn per second over `--seconds` of training, after a one-second
   warm-up (each drawn frame = a new surface, every warp panel, the network diagram with
   its thumbnails, and the curves);

@@ -324,9 +324,6 @@ function takeFrame() {
   warps.setWarps(frame.warps);
   network.setFrame({ params: frame.params, unitMaps: frame.unitMaps, unitGrads: frame.unitGrads, surface: frame.surface });
   controls.setCounters(frame);
-  if (stats.firstFrameAt === null) {
-    stats.firstFrameAt = performance.now();
-  }
   stats.rendered += 1;
 }
 
@@ -336,7 +333,8 @@ let networkDrawnAt = -Infinity;
 
 function render(now) {
   requestAnimationFrame(render);
-  const deadline = performance.now() + BUDGET_MS;
+  // the first frames meet cold code and new canvases: one view per animation frame then
+  const deadline = performance.now() + (stats.rendered < 4 ? 2 : BUDGET_MS);
   if (pendingFrame) {
     try {
       takeFrame();
@@ -350,6 +348,7 @@ function render(now) {
   // at once when the learner interacts with it. A first frame (cold code, new canvases) is
   // spread over several animation frames by the budget.
   if (surface.draw()) warps.setPicture(surface.picture);
+  if (stats.firstFrameAt === null && lastFrame) stats.firstFrameAt = performance.now();
   if (performance.now() < deadline && (network.urgent || now - networkDrawnAt >= NETWORK_MS)) {
     if (network.draw()) networkDrawnAt = now;
   }
@@ -371,6 +370,10 @@ async function share() {
 }
 
 function download(message) {
+  if (message.id === STEP_EXPORT_ID) {
+    openStepThrough(message);
+    return;
+  }
   const payload = {
     format: "backprop-lab", schema_version: message.schema_version, config: message.config,
     view: message.view, speed: message.speed, weights: message.weights, step: message.step, epoch: message.epoch,
@@ -399,6 +402,25 @@ function importFile(text) {
   if (parsed.view) command.view = parsed.view;
   pendingImport = true;
   send(command);
+}
+
+// The step-through page (/step) restores this network: its link carries the configuration,
+// and the exact weights (an export) travel in sessionStorage, which a same-tab navigation keeps.
+const STEP_EXPORT_ID = "step-through";
+const STEP_STORAGE_KEY = "backprop-lab:step-through";
+document.getElementById("step-link").addEventListener("click", (event) => {
+  if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || !socket.connected) return;
+  event.preventDefault();
+  socket.send({ type: "export", id: STEP_EXPORT_ID });
+});
+
+function openStepThrough(message) {
+  try {
+    sessionStorage.setItem(STEP_STORAGE_KEY, JSON.stringify({ config: message.config, weights: message.weights }));
+  } catch (error) {
+    // storage off or full: the page starts from the configuration's initial weights
+  }
+  location.href = document.getElementById("step-link").href;
 }
 
 function updateStepLink() {
