@@ -39,6 +39,7 @@ test: install-test chromium
 lint: install-test
 	$(BIN)/ruff check .
 
-bench: install-test
+bench: install-test chromium
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/frames.py
+	$(BIN)/python benchmarks/browser.py
