@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from app import encoding
+from app import encoding, stepping
 from app.protocol import parse_command, protocol_for
 from app.scheduler import Worker
 from app.session import CommandError, Session
@@ -203,6 +203,8 @@ def _encoded_frame(session: Session) -> tuple[int, bytes]:
 def _handle(session: Session, command: Any) -> dict[str, Any]:
     """Run one command on the session (in a worker thread) and build its reply."""
     kind = command.type
+    if kind.startswith("graph_"):
+        return stepping.handle(session, command)
     if kind == "export":
         return session.export(command.id)
     if kind == "configure":

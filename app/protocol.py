@@ -255,9 +255,12 @@ def _protocol(limits: Limits) -> SimpleNamespace:
     class Export(Command):
         type: Literal["export"]
 
+    from app import step_protocol as steps  # the step-through page's messages
+
     ClientMessage = Annotated[
         Configure | Patch | Play | Pause | Step | Epoch | Reset | SetWeight | AddPoint
-        | RemovePoint | Ready | Export,
+        | RemovePoint | Ready | Export | steps.GraphOpen | steps.GraphStep
+        | steps.GraphPaths | steps.GraphCheck | steps.GraphApply,
         Field(discriminator="type"),
     ]
 
@@ -319,7 +322,11 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         step: int
         epoch: float
 
-    ServerJson = Annotated[Hello | State | Error | ExportMessage, Field(discriminator="type")]
+    ServerJson = Annotated[
+        Hello | State | Error | ExportMessage | steps.Graph | steps.GraphEvent
+        | steps.GraphPathsMessage | steps.GraphCheckMessage | steps.GraphApplied,
+        Field(discriminator="type"),
+    ]
 
     # ----- server → client (msgpack): the frame ------------------------------------------
     class Array(Strict):
@@ -497,6 +504,7 @@ def parse_command(protocol: SimpleNamespace, text: str) -> Any:
 _COMMANDS = {
     "configure", "patch", "play", "pause", "step", "epoch", "reset", "set_weight",
     "add_point", "remove_point", "ready", "export",
+    "graph_open", "graph_step", "graph_paths", "graph_check", "graph_apply",
 }
 
 

@@ -75,6 +75,7 @@ class Session:
         self._history: deque[tuple] = deque(maxlen=settings.history_length)
         self._last_record_step: int | None = None
         self._evaluation: dict[str, float | None] | None = None
+        self.step_through: Any = None  # the open step-through graph (app.stepping)
 
     # ----- what the client sees ----------------------------------------------------------
     @property

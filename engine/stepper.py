@@ -194,8 +194,8 @@ def _add_penalty(loss: Tensor, weights: list[Tensor], l2: float, l1: float) -> T
 
 
 def _rename_cost(loss: Tensor) -> Tensor:
-    # without a penalty the cost is the loss itself
-    return (loss + 0.0).named("J")
+    # without a penalty J = L + Ω with Ω = 0: the chapter's cost, one node per symbol
+    return (loss + as_tensor(0.0).named("Ω")).named("J")
 
 
 def layer_graph(model: MLP, x: np.ndarray, y: Any, l2: float = 0.0, l1: float = 0.0) -> Graph:

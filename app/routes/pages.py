@@ -17,7 +17,17 @@ def playground(request: Request):
     templates = request.app.state.templates
     name = "playground.html" if (Path(templates.env.loader.searchpath[0]) /
                                  "playground.html").exists() else "placeholder.html"
-    return templates.TemplateResponse(request, name, {"plotly_version": plotly.__version__})
+    # included routers do not list their routes on app.router here: say whether /step exists
+    step_page = any(getattr(route, "path", None) == "/step" for route in router.routes)
+    return templates.TemplateResponse(
+        request, name, {"plotly_version": plotly.__version__, "step_page": step_page}
+    )
+
+
+@router.get("/step", response_class=HTMLResponse)
+def step_through(request: Request):
+    """The step-through page: forward and backward passes node by node."""
+    return request.app.state.templates.TemplateResponse(request, "step.html", {})
 
 
 @router.get("/vendor/plotly.min.js")
