@@ -4,8 +4,8 @@
 // type a new value. All of it is one canvas (redrawn each frame) plus a few HTML controls
 // per layer (units −/+, activation).
 
-import { UNIT_LUT, SURFACE_LUT, CLASS_RGB, weightColor, POSITIVE, NEGATIVE } from "./palette.js";
-import { GridImage, formatTick } from "./plotarea.js";
+import { UNIT_LUT, SURFACE_LUT, weightColor } from "./palette.js";
+import { GridImage } from "./plotarea.js";
 import { superscript } from "./warp.js";
 
 export const FEATURE_LABELS = {
@@ -312,9 +312,8 @@ export class NetworkView {
     ctx.font = "11px system-ui, sans-serif";
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";
-    const label = this.model.loss === "softmax" ? "ŷ" : "ŷ";
     output.units.forEach((unit, u) => {
-      ctx.fillText(output.units.length > 1 ? `${label}${sub(u + 1)}` : label, unit.x + size + 4, unit.y + size / 2);
+      ctx.fillText(output.units.length > 1 ? `z${sub(u + 1)}` : "ŷ", unit.x + size + 4, unit.y + size / 2);
     });
   }
 
@@ -643,4 +642,3 @@ function segmentDistance(x, y, ax, ay, bx, by) {
   return Math.sqrt(cx * cx + cy * cy);
 }
 
-export { fmt, formatTick, POSITIVE, NEGATIVE, CLASS_RGB };

@@ -43,12 +43,6 @@ export const DENSITY_LUT = (() => {
   return table;
 })();
 
-// Pale version of a class colour for a region of the surface, `confidence` in [0, 1].
-export function classTint(label, confidence, strength = 0.55) {
-  const base = CLASS_RGB[label % CLASS_RGB.length];
-  return mix(WHITE, base, strength * Math.max(0, Math.min(1, confidence)));
-}
-
 export function weightColor(value, alpha = 1) {
   const c = value >= 0 ? POSITIVE : NEGATIVE;
   return `rgba(${c[0]},${c[1]},${c[2]},${alpha})`;
