@@ -6,6 +6,7 @@ Each preset is a whole config (``engine.spec.Config`` as JSON) that a client loa
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from engine.spec import Config
@@ -95,9 +96,10 @@ PRESET_NAMES = [preset["name"] for preset in PRESETS]
 
 
 def preset(name: str) -> dict[str, Any]:
+    """A copy of the named preset: callers may change it without changing PRESETS."""
     for entry in PRESETS:
         if entry["name"] == name:
-            return entry
+            return copy.deepcopy(entry)
     raise KeyError(name)
 
 

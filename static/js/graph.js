@@ -170,7 +170,7 @@ export class GraphView {
     svg.setAttribute("height", Math.ceil(totalHeight * scale));
     svg.setAttribute("viewBox", `0 0 ${totalWidth} ${totalHeight}`);
     const defs = document.createElementNS(SVG, "defs");
-    defs.innerHTML = '<marker id="arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" class="arrow-head"/></marker>';
+    defs.innerHTML = '<marker id="arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" class="arrow-head"/></marker>';
     svg.appendChild(defs);
     const edgeLayer = document.createElementNS(SVG, "g");
     edgeLayer.setAttribute("class", "edges");

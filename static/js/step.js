@@ -156,6 +156,7 @@ function showGraph(graph) {
   }
   if (graph.paused) showNotice("Training was paused: the graph is a snapshot of the weights.", true);
   fillParameters(graph);
+  $("step-phase").textContent = "";
   $("step-detail").innerHTML = '<p class="hint">Press <b>forward ▶</b> (or →) to compute the first node.</p>';
   $("node-detail").innerHTML = '<p class="hint">No node selected.</p>';
   $("paths-result").textContent = "";
@@ -275,7 +276,7 @@ function renderValue(value, shape) {
   });
   if (rows.length > MAX_ROWS) shown.push(`<tr><td class="hint" colspan="${MAX_COLUMNS}">… ${rows.length - MAX_ROWS} more rows</td></tr>`);
   const size = shape && shape.length ? `<span class="hint">${shape.join(" × ")}</span>` : "";
-  return `${size}<table class="matrix">${shown.join("")}</table>`;
+  return `${size}<div class="matrix-wrap"><table class="matrix">${shown.join("")}</table></div>`;
 }
 
 // ----- a node -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ independent copy of the session's network (and torch where installed)."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -22,7 +23,8 @@ REPLIES = {"graph", "graph_event", "graph_paths", "graph_check", "graph_applied"
 
 
 def preset(name: str) -> dict:
-    return next(p for p in PRESETS if p["name"] == name)["config"]
+    """A copy of a preset's config (tests change it; PRESETS is shared)."""
+    return copy.deepcopy(next(p for p in PRESETS if p["name"] == name)["config"])
 
 
 def ask(session, type: str, **fields) -> dict:

@@ -5,6 +5,7 @@ paths, the gradient check, the update, the playground's link, the layer view and
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import math
 
@@ -19,7 +20,8 @@ from tests.browser.helpers import Playground
 
 
 def preset(name: str) -> dict:
-    return next(p for p in PRESETS if p["name"] == name)["config"]
+    """A copy of a preset's config (tests change it; PRESETS is shared)."""
+    return copy.deepcopy(next(p for p in PRESETS if p["name"] == name)["config"])
 
 
 def fragment(config: dict, **extra) -> str:
@@ -84,7 +86,8 @@ def test_a_whole_forward_and_backward_pass_of_the_fig_6_2_net(step_page, shots):
     graph = sp.js("stepPage.graph")
     assert graph["level"] == "unit" and graph["example"] == 4
     names = {node["name"] for node in graph["nodes"]}
-    assert {"x₁", "x₂", "W₁:₁,₁", "b₁,₂", "a₁,₁", "h₁,₂", "w₁", "b", "z", "y", "L", "Ω", "J"} <= names
+    assert {"x₁", "x₂", "W₁:₁,₁", "b₁,₂", "a₁,₁", "h₁,₂", "w₁", "b", "z", "y", "L", "Ω",
+            "J"} <= names
     assert page.locator(".graph-svg .node").count() == len(graph["nodes"])
     assert page.is_disabled("#backward") and page.is_disabled("#apply")
 
@@ -102,7 +105,8 @@ def test_a_whole_forward_and_backward_pass_of_the_fig_6_2_net(step_page, shots):
     formula = page.text_content('[data-testid="formula"]')
     assert formula.startswith("J = L + Ω")
     cost, expected = engine_cost_and_grads(config, 4)
-    value = float(page.locator(f'.graph-svg .node[data-id="{graph["cost"]}"] .node-value').text_content())
+    cost_box = f'.graph-svg .node[data-id="{graph["cost"]}"] .node-value'
+    value = float(page.text_content(cost_box))
     assert value == pytest.approx(cost, rel=1e-3)  # the box shows 4 significant digits
     assert page.is_disabled("#forward") and not page.is_disabled("#backward")
     sp.calm()
@@ -254,7 +258,9 @@ def test_bad_input_is_explained_next_to_the_control(step_page, shots):
     assert "example" in page.text_content("#source-error")
     page.fill("#example", "5000")
     page.press("#example", "Enter")
-    page.wait_for_function("() => document.getElementById('source-error').textContent.includes('0 to 99')")
+    page.wait_for_function(
+        "() => document.getElementById('source-error').textContent.includes('0 to 99')"
+    )
     assert page.text_content("#source-error").startswith("example:")
     page.fill("#learning-rate", "-3")
     sp.click("#run")
