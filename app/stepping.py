@@ -261,7 +261,10 @@ def paths(cursor: StepThrough, parameter: str, message_id: Any) -> dict[str, Any
             "open the graph of one example with level 'unit'", field="level", limit="unit",
         )
     leaf = _parameter(graph, parameter)
-    result = cursor.stepper.paths(parameter, limit=LISTED_PATHS)
+    try:
+        result = cursor.stepper.paths(parameter, limit=LISTED_PATHS)
+    except ValueError as error:
+        raise CommandError(f"parameter: {error}", field="parameter") from None
     gradient = float(grad(graph.cost, [leaf])[0].value)
     width = max((len(ids) for ids in _layer_widths(cursor)), default=3)
     width = min(max(width, 2), 4)

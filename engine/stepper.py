@@ -605,6 +605,31 @@ class Stepper:
                 total += float(np.sum(part)) if np.ndim(child.value) == 0 else np.nan
         return total
 
+    def _vector_chain(self, node: Tensor) -> list[Tensor]:
+        """From a non-scalar node down its single line of children to the first scalar."""
+        chain = [node]
+        while np.ndim(chain[-1].value) != 0:
+            after = [c for c in self.children[chain[-1].id] if c.requires_grad]
+            if len(after) != 1:
+                raise ValueError(f"paths through the vector node {self._name(chain[-1])} branch")
+            chain.append(after[0])
+        return chain
+
+    def _chain_derivative(self, start: Tensor, chain: list[Tensor]) -> float:
+        """∂(last of chain)/∂start along the chain, by vector-Jacobian products."""
+        g: Any = 1.0
+        for position in range(len(chain) - 1, -1, -1):
+            node = chain[position]
+            parent = chain[position - 1] if position else start
+            operands = [p.value for p in node.parents]
+            total = np.zeros(np.shape(parent.value))
+            for index, p in enumerate(node.parents):
+                if p is parent and node.op.vjps[index] is not None:
+                    part = node.op.vjps[index](g, node.value, *operands, **node.params)
+                    total = total + _fit(part, total.shape)
+            g = total
+        return float(g)
+
     def paths(self, parameter: str, limit: int = 2000) -> dict[str, Any]:
         """Every path from a parameter to J with the product of local derivatives along
         it; their sum equals the back-propagated gradient (unit-level graphs)."""
@@ -631,7 +656,14 @@ class Stepper:
             for child in self.children[node.id]:
                 if not child.requires_grad:
                     continue
-                stack.append((child, path + [child], product * self.local_derivative(node, child)))
+                if np.ndim(child.value) == 0:
+                    local = self.local_derivative(node, child)
+                    stack.append((child, path + [child], product * local))
+                    continue
+                # a vector node (the softmax's z): one arc on to the next scalar node
+                chain = self._vector_chain(child)
+                local = self._chain_derivative(node, chain)
+                stack.append((chain[-1], path + chain, product * local))
         total = float(sum(item["product"] for item in listed))
         return {
             "parameter": parameter,

@@ -273,6 +273,27 @@ def test_paths_sum_to_the_back_propagated_gradient(connect):
         assert np.all(steps == steps[0])  # back-propagation's work grows linearly
 
 
+def test_paths_of_a_softmax_net_and_its_gradient_check(connect):
+    with connect() as session:
+        start(session, "spiral_3", l2=0.001)  # [16, 16] ReLU, 3 classes: 37 scalar units
+        trainer, _ = independent_model(session)
+        graph = ask(session, "graph_open", example=8)
+        assert graph["level"] == "unit"
+        _, expected = engine_gradients(trainer, [8])
+        by_name = {n["name"]: n for n in graph["nodes"]}
+        for name in ("W₁:₂,₅", "W₁₆,₃", "b₂,₇"):
+            result = ask(session, "graph_paths", parameter=name)
+            source = by_name[name]["source"]
+            want = expected[source["parameter"]][tuple(source["index"])]
+            assert result["complete"]
+            assert result["sum"] == pytest.approx(want, rel=1e-9, abs=1e-14)
+            assert result["gradient"] == pytest.approx(want, rel=1e-10, abs=1e-14)
+        check = ask(session, "graph_check")
+        assert check["checked"] == check["total"] == len(graph["parameters"])
+        assert check["max_relative_error"] < 1e-3  # ReLU kinks may flag an entry or two
+        assert check["flagged"] <= 2
+
+
 def test_figure_6_7_preset_has_two_paths(connect):
     with connect() as session:
         graph = ask(session, "graph_open", preset="fig_6_7", u1=0.5)

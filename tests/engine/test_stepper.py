@@ -279,3 +279,18 @@ def test_softmax_unit_terms_show_no_scalar_local_derivative_for_vector_children(
     (term,) = z1["terms"]
     assert term["child_name"] == "z" and term["local"] is None
     np.testing.assert_allclose(term["contribution"], z1["grad"])
+
+
+def test_paths_of_a_softmax_output_pass_through_its_vector_of_logits():
+    model = small_model("tanh", "softmax", units=(2,), classes=3)
+    graph = build_graph(model, np.array([0.3, 0.9]), 2, l2=0.05)
+    stepper = Stepper(graph)
+    stepper.run_to_end()
+    for name in ("W₁:₁,₂", "W₂,₃", "b₁"):
+        result = stepper.paths(name)
+        want = float(stepper.grads[graph.parameters[name].id])
+        assert result["complete"] and result["sum"] == pytest.approx(want, abs=1e-12)
+    # W₁:₁,₂ → a₁,₂ → h₁,₂ → each of the 3 logits → z → zᵀ → L → J, and → Ω → J
+    through = stepper.paths("W₁:₁,₂")
+    assert through["count"] == 3 + 1
+    assert sum(p["nodes"][-4:] == ["z", "zᵀ", "L", "J"] for p in through["paths"]) == 3
