@@ -116,7 +116,9 @@ export class NetworkView {
     if (!columns.length) { this.cols = []; this.dirty = true; return; }
     const left = 44;
     const right = 36;
-    const usable = this.height - HEADER - 10;
+    const withParameter = this.model.layers.some((l) => ["leaky_relu", "prelu", "maxout"].includes(l.activation));
+    const header = HEADER + (withParameter ? 20 : 0);
+    const usable = this.height - header - 10;
     const most = Math.max(...columns.map((c) => c.units));
     const size = Math.max(8, Math.min(40, Math.floor(usable / most) - 6));
     const gap = Math.max(2, Math.min(12, (usable - most * size) / Math.max(1, most)));
@@ -125,7 +127,7 @@ export class NetworkView {
     this.cols = columns.map((column, c) => {
       const x = left + (columns.length === 1 ? 0 : (span * c) / (columns.length - 1));
       const total = column.units * size + (column.units - 1) * gap;
-      const top = HEADER + Math.max(0, (usable - total) / 2);
+      const top = header + Math.max(0, (usable - total) / 2);
       const units = [];
       for (let u = 0; u < column.units; u++) units.push({ x, y: top + u * (size + gap) });
       return { ...column, x, units };
@@ -186,10 +188,44 @@ export class NetworkView {
       select.value = layer.activation;
       select.addEventListener("change", () => this.handlers.onActivation && this.handlers.onActivation(k, select.value));
       box.append(row, select);
+      const parameter = this.activationParameter(k, layer);
+      if (parameter) box.appendChild(parameter);
       this.controls.appendChild(box);
       return box;
     });
     this.positionControls();
+  }
+
+  // The unit's own parameter, where it has one: the leaky/PReLU slope α, maxout's pieces k.
+  activationParameter(k, layer) {
+    const kind = layer.activation;
+    if (!["leaky_relu", "prelu", "maxout"].includes(kind)) return null;
+    const maxout = kind === "maxout";
+    const label = document.createElement("label");
+    label.className = "activation-parameter";
+    label.title = maxout
+      ? `maxout: each unit of layer ${k + 1} takes the largest of k affine pieces`
+      : kind === "prelu"
+        ? `PReLU: the initial learned slope α for a < 0 (h = max(0, a) + α min(0, a))`
+        : `leaky ReLU: the fixed slope α for a < 0 (h = max(0, a) + α min(0, a))`;
+    const input = document.createElement("input");
+    input.type = "text";
+    input.inputMode = maxout ? "numeric" : "decimal";
+    input.value = String(maxout ? layer.pieces : layer.slope);
+    input.dataset.path = `model.layers.${k}.${maxout ? "pieces" : "slope"}`;
+    input.addEventListener("change", () => {
+      const value = Number(input.value);
+      if (input.value.trim() === "" || !Number.isFinite(value) || (maxout && !Number.isInteger(value))) {
+        if (this.handlers.onParameterError) {
+          this.handlers.onParameterError(`${maxout ? "pieces" : "slope α"} of layer ${k + 1}: “${input.value}” is not ${maxout ? "a whole number" : "a number"}`);
+        }
+        return;
+      }
+      if (this.handlers.onParameter) this.handlers.onParameter(input.dataset.path, value);
+    });
+    input.addEventListener("keydown", (event) => event.stopPropagation());
+    label.append(maxout ? "k " : "α ", input);
+    return label;
   }
 
   positionControls() {

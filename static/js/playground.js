@@ -36,6 +36,8 @@ const network = new NetworkView(document.getElementById("network"), {
   onAddUnit: (layer) => send({ type: "patch", op: "add_unit", layer }),
   onRemoveUnit: (layer) => send({ type: "patch", op: "remove_unit", layer }),
   onActivation: (layer, activation) => patch(`model.layers.${layer}.activation`, activation),
+  onParameter: (path, value) => patch(path, value),
+  onParameterError: (text) => controls.showError("model.layers", text),
   onToggleFeature: (name) => controls.toggleFeature(name, !state.config.model.features.includes(name)),
   onSetWeight: (edit) => setWeight(edit),
   onHoverUnit: (target) => hoverUnit(target),
@@ -182,7 +184,9 @@ function rejected(message) {
 function applyNetwork() {
   const net = state.network;
   if (!net || !state.config) return;
-  const layers = state.config.model.layers.map((layer) => ({ units: layer.units, activation: layer.activation, pieces: layer.pieces }));
+  const layers = state.config.model.layers.map((layer) => ({
+    units: layer.units, activation: layer.activation, pieces: layer.pieces, slope: layer.slope,
+  }));
   network.setModel({
     features: net.features, layers, outputs: net.outputs, loss: net.loss, inputDim: net.input_dim,
     extent: state.data ? state.data.extent : null,

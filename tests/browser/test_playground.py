@@ -282,3 +282,28 @@ def test_speed_regenerate_and_explorer(playground, shots):
     shots(page, "explorer")
     page.click(".explorer-head button")
     assert not pg.js("document.getElementById('curves-dialog').open")
+
+
+def test_activation_parameters(playground, shots):
+    pg = playground.open()
+    page = pg.page
+    page.select_option(".activation-select >> nth=0", "leaky_relu")
+    pg.wait_for("playground.state.config.model.layers[0].activation === 'leaky_relu'")
+    slope = page.locator("input[data-path='model.layers.0.slope']")
+    slope.fill("0.2")
+    slope.press("Enter")
+    pg.wait_for("playground.state.config.model.layers[0].slope === 0.2")
+    page.select_option(".activation-select >> nth=1", "maxout")
+    pg.wait_for("playground.state.config.model.layers[1].activation === 'maxout'")
+    pieces = page.locator("input[data-path='model.layers.1.pieces']")
+    pieces.fill("3")
+    pieces.press("Enter")
+    pg.wait_for("playground.state.config.model.layers[1].pieces === 3")
+    pg.wait_for("playground.lastFrame.params.get('W2').shape[1] === 6")  # 2 units × 3 pieces
+    pg.settle()
+    shots(page, "leaky-and-maxout")
+    pieces = page.locator("input[data-path='model.layers.1.pieces']")
+    pieces.fill("99")
+    pieces.press("Enter")
+    pg.wait_for("document.getElementById('network-error').textContent.includes('pieces')")
+    assert pg.config["model"]["layers"][1]["pieces"] == 3
