@@ -206,6 +206,8 @@ export class CurvesView {
     if (task === this.task) return;
     this.task = task;
     this.version = -1;
+    // accuracy means nothing for regression: its plot makes way
+    this.accuracy.area.container.hidden = task === "regression";
   }
 
   draw(curves, now = performance.now()) {
