@@ -163,19 +163,35 @@ export class GridImage {
     return this.image.data;
   }
 
-  // values: row-major, row 0 at the bottom (smallest y). `toIndex(v)` maps a value to 0..255.
-  paint(width, height, values, lut, toIndex) {
+  // values: row-major, row 0 at the bottom (smallest y). `toIndex(v)` maps a value to 0..255
+  // (identity when omitted). 8-bit grids go through a 256-colour palette built once per call,
+  // so each pixel is one table lookup and one 32-bit store (RGBA bytes of a little-endian word).
+  paint(width, height, values, lut, toIndex = null) {
     const data = this.ensure(width, height);
-    for (let row = 0; row < height; row++) {
-      const target = (height - 1 - row) * width * 4;
-      const source = row * width;
-      for (let col = 0; col < width; col++) {
-        const index = toIndex(values[source + col]) * 4;
-        const offset = target + col * 4;
-        data[offset] = lut[index];
-        data[offset + 1] = lut[index + 1];
-        data[offset + 2] = lut[index + 2];
-        data[offset + 3] = 255;
+    if (values instanceof Uint8Array) {
+      const palette = this.palette || (this.palette = new Uint32Array(256));
+      for (let q = 0; q < 256; q++) {
+        const i = (toIndex ? toIndex(q) : q) * 4;
+        palette[q] = ((255 << 24) | (lut[i + 2] << 16) | (lut[i + 1] << 8) | lut[i]) >>> 0;
+      }
+      const pixels = new Uint32Array(data.buffer, data.byteOffset, width * height);
+      for (let row = 0; row < height; row++) {
+        const target = (height - 1 - row) * width;
+        const source = row * width;
+        for (let col = 0; col < width; col++) pixels[target + col] = palette[values[source + col]];
+      }
+    } else {
+      for (let row = 0; row < height; row++) {
+        const target = (height - 1 - row) * width * 4;
+        const source = row * width;
+        for (let col = 0; col < width; col++) {
+          const index = toIndex(values[source + col]) * 4;
+          const offset = target + col * 4;
+          data[offset] = lut[index];
+          data[offset + 1] = lut[index + 1];
+          data[offset + 2] = lut[index + 2];
+          data[offset + 3] = 255;
+        }
       }
     }
     this.context.putImageData(this.image, 0, 0);
