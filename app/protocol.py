@@ -109,9 +109,10 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         train_fraction: float = Field(0.5, gt=0.0, lt=1.0)
         seed: int = Field(0, ge=0, le=2**31 - 1)
         classes: int = Field(3, ge=2, le=MAX_CLASSES)
-        points: list[Annotated[list[float], Field(min_length=3, max_length=3)]] = Field(
+        points: list[Annotated[list[float], Field(min_length=3, max_length=4)]] = Field(
             default_factory=list, max_length=limits.max_points,
-            description="user points [x1, x2, label] (data.name = 'user')",
+            description="user points [x1, x2, label] or [x1, x2, label, train] with train 1 "
+            "(training) or 0 (test) (data.name = 'user')",
         )
 
     class Config(Strict):

@@ -306,7 +306,7 @@ class Session:
         if len(points) >= self.settings.max_points:
             raise CommandError(f"data.points: at most {self.settings.max_points} points",
                                field="data.points", limit=self.settings.max_points)
-        points.append([float(x[0]), float(x[1]), float(label)])
+        points.append([float(x[0]), float(x[1]), float(label), 1.0])  # a training point
         return self._set_points(points)
 
     def remove_point(self, x: list[float]) -> list[str]:
@@ -478,9 +478,13 @@ class Session:
                 field="data.name", limit=[n for n, i in DATASETS.items()
                                           if i.input_dim == 2 and i.task != "regression"],
             )
-        x = np.concatenate([dataset.x_train, dataset.x_test])
-        y = np.concatenate([dataset.y_train, dataset.y_test])
-        return [[float(a), float(b), float(c)] for (a, b), c in zip(x, y)]
+        # each point keeps its side of the train/test split
+        return [
+            [float(a), float(b), float(c), side]
+            for x, y, side in ((dataset.x_train, dataset.y_train, 1.0),
+                               (dataset.x_test, dataset.y_test, 0.0))
+            for (a, b), c in zip(x, y)
+        ]
 
     def _set_points(self, points: list[list[float]]) -> list[str]:
         config = self.config.copy()

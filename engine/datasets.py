@@ -211,11 +211,7 @@ def _ripple_2d(rng, n, noise, spec):
     return x, y
 
 
-def _user(rng, n, noise, spec):
-    raise AssertionError("user points are read by make_dataset")  # pragma: no cover
-
-
-_SETS: list[tuple[DatasetInfo, Generator]] = [
+_SETS: list[tuple[DatasetInfo, Generator | None]] = [
     (
         DatasetInfo(
             "circle",
@@ -366,12 +362,14 @@ _SETS: list[tuple[DatasetInfo, Generator]] = [
             "Points placed by hand, each [x₁, x₂, label]; labels 0/1 give a binary task, "
             "more labels a multi-class one.",
         ),
-        _user,
+        None,  # read from data.points by make_dataset
     ),
 ]
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info, _ in _SETS}
-_GENERATORS: dict[str, Generator] = {info.name: generator for info, generator in _SETS}
+_GENERATORS: dict[str, Generator] = {
+    info.name: generator for info, generator in _SETS if generator is not None
+}
 
 
 # ----- validation ---------------------------------------------------------------------
@@ -410,20 +408,30 @@ def check_data_spec(data: DataSpec) -> None:
         )
 
 
-def _user_points(data: DataSpec) -> tuple[np.ndarray, np.ndarray, int]:
+def _user_points(data: DataSpec) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
+    """Rows [x1, x2, label] or [x1, x2, label, train]; the optional fourth number (1 for
+    training, 0 for test) pins a point's side of the split, so that adding or removing a
+    point never reshuffles the others."""
     points = data.points
     if not isinstance(points, (list, tuple, np.ndarray)) or not 2 <= len(points) <= MAX_SIZE:
         count = len(points) if hasattr(points, "__len__") else points
         raise ValueError(f"data.points: place from 2 to {MAX_SIZE} points, got {count!r}")
     rows = []
+    sides: list[float] = []
     for index, row in enumerate(points):
-        if not isinstance(row, (list, tuple, np.ndarray)) or len(row) != 3:
-            raise ValueError(f"data.points[{index}] must be [x1, x2, label], got {row!r}")
+        if not isinstance(row, (list, tuple, np.ndarray)) or len(row) not in (3, 4):
+            raise ValueError(
+                f"data.points[{index}] must be [x1, x2, label] or [x1, x2, label, train], "
+                f"got {row!r}"
+            )
         if not all(_is_number(v) for v in row):
             raise ValueError(f"data.points[{index}] must hold numbers, got {row!r}")
         if not all(math.isfinite(float(v)) for v in row):
             raise ValueError(f"data.points[{index}] contains NaN or infinity")
-        rows.append([float(v) for v in row])
+        if len(row) == 4 and float(row[3]) not in (0.0, 1.0):
+            raise ValueError(f"data.points[{index}]: train must be 1 (training) or 0 (test)")
+        rows.append([float(v) for v in row[:3]])
+        sides.append(float(row[3]) if len(row) == 4 else np.nan)
     array = np.array(rows)
     labels = array[:, 2]
     limit = max(2, data.classes if _is_int(data.classes) else 2)
@@ -435,7 +443,20 @@ def _user_points(data: DataSpec) -> tuple[np.ndarray, np.ndarray, int]:
                 f"from 0 to {limit - 1}"
             )
     classes = max(2, int(labels.max()) + 1)
-    return array[:, :2], labels, classes
+    pinned = np.array(sides)
+    return array[:, :2], labels, classes, None if np.all(np.isnan(pinned)) else pinned
+
+
+def _user_split(pinned: np.ndarray | None, n: int, data: DataSpec) -> tuple[np.ndarray, ...]:
+    # one uniform draw per row index: the same rows get the same draws when points are
+    # appended, so unpinned points keep their side too
+    draws = np.random.default_rng(data.seed).random(n) < data.train_fraction
+    train = draws if pinned is None else np.where(np.isnan(pinned), draws, pinned == 1.0)
+    if not train.any():
+        train[0] = True
+    if train.all():
+        train[-1] = False
+    return np.flatnonzero(train), np.flatnonzero(~train)
 
 
 def _padded(low: float, high: float) -> tuple[float, float]:
@@ -449,8 +470,9 @@ def make_dataset(data: DataSpec) -> Dataset:
     check_data_spec(data)
     info = DATASETS[data.name]
     rng = np.random.default_rng(data.seed)
+    pinned: np.ndarray | None = None
     if data.name == "user":
-        x, y, classes = _user_points(data)
+        x, y, classes, pinned = _user_points(data)
         task = "binary" if classes == 2 else "multiclass"
     else:
         x, y = _GENERATORS[data.name](rng, data.size, float(data.noise), data)
@@ -459,9 +481,12 @@ def make_dataset(data: DataSpec) -> Dataset:
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     n = x.shape[0]
-    order = rng.permutation(n)
-    n_train = min(max(int(round(n * data.train_fraction)), 1), n - 1)
-    train, test = order[:n_train], order[n_train:]
+    if data.name == "user":
+        train, test = _user_split(pinned, n, data)
+    else:
+        order = rng.permutation(n)
+        n_train = min(max(int(round(n * data.train_fraction)), 1), n - 1)
+        train, test = order[:n_train], order[n_train:]
     extent = tuple(_padded(x[:, d].min(), x[:, d].max()) for d in range(x.shape[1]))
     target_extent = _padded(y.min(), y.max()) if task == "regression" else None
     return Dataset(

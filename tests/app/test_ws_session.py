@@ -286,15 +286,18 @@ def test_points_can_be_added_and_removed(connect):
     with connect() as session:
         frame = session.frame()
         count = frame["data"]["x"]["shape"][1]
+        train_before = frame["data"]["train"]
         state = session.command("add_point", x=[0.25, -0.5], label=1)
         assert state["config"]["data"]["name"] == "user"
         assert len(state["config"]["data"]["points"]) == count + 1
-        assert [0.25, -0.5, 1.0] in state["config"]["data"]["points"]
+        assert [0.25, -0.5, 1.0, 1.0] in state["config"]["data"]["points"]
         frame = session.frame()
         assert frame["data"]["x"]["shape"] == [2, count + 1]
+        # the new point trains; every other point keeps its side of the split
+        assert frame["data"]["train"] == train_before + 1
         assert frame["warps"][0]["activation"]["points"]["shape"] == [2, count + 1]
         state = session.command("remove_point", x=[0.25, -0.5])
-        assert [0.25, -0.5, 1.0] not in state["config"]["data"]["points"]
+        assert [0.25, -0.5, 1.0, 1.0] not in state["config"]["data"]["points"]
         # a third class turns the task multi-class: the output follows
         state = session.command("add_point", x=[1.0, 1.0], label=2)
         assert state["config"]["model"]["output"]["loss"] == "softmax"

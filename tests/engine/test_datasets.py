@@ -255,3 +255,25 @@ def test_every_dataset_can_be_trained_on(name):
     trainer.epoch()
     after = trainer.evaluate()
     assert np.isfinite(after["train_loss"]) and after != before
+
+
+def test_user_points_keep_their_side_of_the_split_when_points_are_added():
+    rows = [[0.1 * i, -0.1 * i, i % 2] for i in range(40)]
+    before = make_dataset(DataSpec(name="user", points=rows, train_fraction=0.5, seed=4))
+    after = make_dataset(
+        DataSpec(name="user", points=rows + [[2.0, 2.0, 1]], train_fraction=0.5, seed=4)
+    )
+    # the first 40 points are split the same way; only the new one is added
+    assert before.x_train.tolist() == [p for p in after.x_train.tolist() if p != [2.0, 2.0]]
+    assert before.x_test.tolist() == [p for p in after.x_test.tolist() if p != [2.0, 2.0]]
+
+
+def test_user_points_pin_their_side_with_a_fourth_number():
+    rows = [[0.0, 0.0, 0, 1], [1.0, 1.0, 1, 0], [2.0, 2.0, 0, 1], [3.0, 3.0, 1, 1]]
+    data = make_dataset(DataSpec(name="user", points=rows, train_fraction=0.5))
+    assert data.x_train.tolist() == [[0.0, 0.0], [2.0, 2.0], [3.0, 3.0]]
+    assert data.x_test.tolist() == [[1.0, 1.0]]
+    with pytest.raises(ValueError, match=r"data.points\[0\]: train must be 1"):
+        make_dataset(DataSpec(name="user", points=[[0.0, 0.0, 0, 2]] + rows[1:]))
+    with pytest.raises(ValueError, match=r"data.points\[1\] must be \[x1, x2, label\]"):
+        make_dataset(DataSpec(name="user", points=[rows[0], [1.0, 1.0]]))
