@@ -40,8 +40,14 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 TARGET_FPS, TARGET_TASK_MS, TARGET_FIRST_MS = 30.0, 50.0, 1500.0
 
@@ -62,9 +68,21 @@ def free_port() -> int:
 def start_server() -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -85,15 +103,21 @@ def measure(browser, url: str, seconds: float) -> dict:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(url + "/")
-    page.wait_for_function("() => window.playground && playground.stats.firstFrameAt !== null",
-                           timeout=30_000)
+    page.wait_for_function(
+        "() => window.playground && playground.stats.firstFrameAt !== null", timeout=30_000
+    )
     first = page.evaluate("() => playground.stats.firstFrameAt")
     page.wait_for_timeout(1000)
-    start = page.evaluate("() => [performance.now(), playground.stats.rendered, playground.stats.frames]")
+    start = page.evaluate(
+        "() => [performance.now(), playground.stats.rendered, playground.stats.frames]"
+    )
     page.wait_for_timeout(seconds * 1000)
-    end = page.evaluate("() => [performance.now(), playground.stats.rendered, playground.stats.frames]")
+    end = page.evaluate(
+        "() => [performance.now(), playground.stats.rendered, playground.stats.frames]"
+    )
     tasks = page.evaluate("() => window.__longTasks")
-    preset = page.evaluate("() => playground.state.config.data.name + ' ' + JSON.stringify(playground.state.config.model.layers.map((l) => l.units))")
+    config = page.evaluate("() => playground.state.config")
+    preset = f"{config['data']['name']} {[layer['units'] for layer in config['model']['layers']]}"
     context.close()
     elapsed = (end[0] - start[0]) / 1000
     load_cut = first + 1000
@@ -135,20 +159,34 @@ def main() -> None:
     load_after = os.getloadavg()
     cpu = platform.processor() or platform.machine()
     print("Playground page, default preset, headless chromium")
-    print(f"machine: {cpu}, {os.cpu_count()} cores; chromium {version}; "
-          f"{options.runs} page loads, {options.seconds:g} s of training each")
-    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f} "
-          "(other work on the machine takes the same two cores)")
+    print(
+        f"machine: {cpu}, {os.cpu_count()} cores; chromium {version}; "
+        f"{options.runs} page loads, {options.seconds:g} s of training each"
+    )
+    print(
+        f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+        "(other work on the machine takes the same two cores)"
+    )
     print(f"preset: {results[0]['preset']}")
     print()
     header = f"{'':34}" + "".join(f"{'run ' + str(i + 1):>10}" for i in range(len(results)))
     print(header + f"{'median':>10}{'target':>12}")
     rows = [
-        ("first frame after navigation (ms)", "first_frame_ms", f"≤ {TARGET_FIRST_MS:.0f}", "{:.0f}"),
+        (
+            "first frame after navigation (ms)",
+            "first_frame_ms",
+            f"≤ {TARGET_FIRST_MS:.0f}",
+            "{:.0f}",
+        ),
         ("frames drawn per second", "frames_per_s", f"≥ {TARGET_FPS:.0f}", "{:.1f}"),
         ("frames received per second", "received_per_s", "", "{:.1f}"),
         ("longest task, load (ms)", "longest_task_load_ms", f"≤ {TARGET_TASK_MS:.0f}", "{:.0f}"),
-        ("longest task, training (ms)", "longest_task_training_ms", f"≤ {TARGET_TASK_MS:.0f}", "{:.0f}"),
+        (
+            "longest task, training (ms)",
+            "longest_task_training_ms",
+            f"≤ {TARGET_TASK_MS:.0f}",
+            "{:.0f}",
+        ),
         ("tasks over 50 ms, training", "long_tasks_training", "0", "{:.0f}"),
     ]
     for label, key, target, fmt in rows:

@@ -52,7 +52,42 @@ class Playground:
 
     def weights(self) -> dict[str, list[float]]:
         return self.js(
-            "Object.fromEntries([...playground.state.weights].map(([k, v]) => [k, Array.from(v.value)]))"
+            "Object.fromEntries([...playground.state.weights]"
+            ".map(([name, p]) => [name, Array.from(p.value)]))"
+        )
+
+    def point_count(self) -> int:
+        return self.js(
+            "playground.state.data"
+            " ? playground.state.data.train.y.length + playground.state.data.test.y.length : 0"
+        )
+
+    def text(self, selector: str) -> str:
+        return self.page.text_content(selector) or ""
+
+    def unit_centre(self, column: int, unit: int) -> tuple[float, float]:
+        """Page coordinates of a unit in the network diagram (column 0: the inputs)."""
+        x, y = self.js(
+            f"(() => {{ const view = playground.network, u = view.cols[{column}].units[{unit}];"
+            " return [u.x + view.unitSize / 2, u.y + view.unitSize / 2]; })()"
+        )
+        box = self.page.locator(".network-canvas").bounding_box()
+        return box["x"] + x, box["y"] + y
+
+    def link_centre(self, layer: int, i: int, j: int) -> tuple[float, float]:
+        """Page coordinates of the middle of the link W<layer>[i, j] in the diagram."""
+        x, y = self.js(
+            f"(() => {{ const view = playground.network; const s = view.unitSize;"
+            f" for (const l of view.links()) if (l.layer === {layer} && l.i === {i} && l.j === {j})"
+            " return [(l.from.x + s + l.to.x) / 2, (l.from.y + l.to.y + s) / 2]; })()"
+        )
+        box = self.page.locator(".network-canvas").bounding_box()
+        return box["x"] + x, box["y"] + y
+
+    def import_bytes(self, content: bytes) -> None:
+        """Choose a file with `content` in the import button's file dialog."""
+        self.page.set_input_files(
+            "#import", files=[{"name": "x.json", "mimeType": "application/json", "buffer": content}]
         )
 
     def pause(self) -> None:

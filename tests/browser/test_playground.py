@@ -100,12 +100,13 @@ def test_add_and_remove_point_by_clicking(playground, shots):
     pg = playground.open()
     page = pg.page
     pg.pause()
-    count = pg.js("playground.state.data.train.y.length + playground.state.data.test.y.length")
+    count = pg.point_count()
     page.select_option("#point-class", "0")
     box = page.locator("#surface canvas").last.bounding_box()
     # the middle of the plot: the circle's inner class is 1, so a 0 there is visible
     page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.45)
-    pg.wait_for(f"playground.state.data && playground.state.data.train.y.length + playground.state.data.test.y.length === {count + 1}")
+    pg.page.wait_for_function(f"() => playground.state.config.data.points.length === {count + 1}")
+    assert pg.point_count() == count + 1
     assert pg.config["data"]["name"] == "user"
     points = pg.config["data"]["points"]
     assert len(points) == count + 1
@@ -150,19 +151,12 @@ def test_warp_panels_follow_the_weights(playground, shots):
         assert f"layer {k}" in title
     before = [pg.pixels(f".warp-panel[data-layer='{k}'] canvas") for k in range(1, len(layers) + 1)]
     # edit a first-layer weight through the diagram: click a link, type a value
-    link = pg.js("""(() => {
-        const view = playground.network;
-        for (const link of view.links()) if (link.layer === 1 && link.i === 0 && link.j === 0) {
-          const size = view.unitSize; const x0 = link.from.x + size, y0 = link.from.y + size / 2;
-          const x1 = link.to.x, y1 = link.to.y + size / 2;
-          return {x: (x0 + x1) / 2, y: (y0 + y1) / 2};
-        }
-      })()""")
-    box = page.locator(".network-canvas").bounding_box()
-    page.mouse.move(box["x"] + link["x"], box["y"] + link["y"])
+    x, y = pg.link_centre(1, 0, 0)
+    page.mouse.move(x, y)
     page.wait_for_selector(".network-tooltip:not([hidden])")
-    assert "W" in page.text_content(".network-tooltip") and "∂J/∂W" in page.text_content(".network-tooltip")
-    page.mouse.click(box["x"] + link["x"], box["y"] + link["y"])
+    tooltip = pg.text(".network-tooltip")
+    assert "W⁽¹⁾" in tooltip and "∂J/∂W" in tooltip
+    page.mouse.click(x, y)
     page.wait_for_selector(".weight-editor:not([hidden])")
     shots(page, "weight-editor")
     page.fill(".weight-editor input", "4.5")
@@ -200,15 +194,14 @@ def test_hover_unit_shows_its_map(playground, shots):
     page = pg.page
     pg.pause()
     before = pg.pixels(SURFACE)
-    unit = pg.js("(() => { const u = playground.network.cols[1].units[0]; const s = playground.network.unitSize; return {x: u.x + s / 2, y: u.y + s / 2}; })()")
-    box = page.locator(".network-canvas").bounding_box()
-    page.mouse.move(box["x"] + unit["x"], box["y"] + unit["y"])
+    page.mouse.move(*pg.unit_centre(1, 0))
     page.wait_for_selector(".network-tooltip:not([hidden])")
     text = page.text_content(".network-tooltip")
     assert "h₁⁽¹⁾" in text and "bias b" in text
     page.wait_for_timeout(200)
     assert changed_fraction(before, pg.pixels(SURFACE)) > 0.05
     shots(page, "hover-unit")
+    box = page.locator(".network-canvas").bounding_box()
     page.mouse.move(box["x"] + 2, box["y"] + 2)
     page.wait_for_timeout(200)
     assert changed_fraction(before, pg.pixels(SURFACE)) < 0.01
@@ -228,11 +221,11 @@ def test_controls_patch_the_session(playground):
     page.check("input[data-feature='x1_squared']")
     pg.wait_for("playground.state.config.model.features.includes('x1_squared')")
     page.select_option("#dataset", "xor")
-    pg.wait_for("playground.state.config.data.name === 'xor' && playground.state.data && playground.lastFrame")
+    pg.wait_for("playground.state.config.data.name === 'xor' && playground.lastFrame")
     page.select_option("#dataset", "spiral_multiclass")
     pg.wait_for("playground.state.network.task === 'multiclass'")
     assert pg.config["model"]["output"]["loss"] in ("softmax", "squared", "absolute")
-    pg.wait_for("playground.lastFrame.surface.kind === 'probabilities' || playground.lastFrame.surface.kind === 'value'")
+    pg.wait_for("['probabilities', 'value'].includes(playground.lastFrame.surface.kind)")
     page.select_option("#dataset", "sine_1d")
     pg.wait_for("playground.lastFrame && playground.lastFrame.surface.kind === 'curve'")
     pg.settle()
@@ -242,7 +235,8 @@ def test_three_unit_layer_rotates_in_3d(playground, shots):
     pg = playground.open()
     page = pg.page
     page.select_option("#preset", "fig_6_2")
-    pg.wait_for("playground.state.config.data.name === 'two_curves' && playground.lastFrame.warps.length === 1")
+    pg.wait_for("playground.state.config.data.name === 'two_curves'")
+    pg.wait_for("playground.lastFrame.warps.length === 1")
     page.click('[data-action="add-unit"] >> nth=0')
     pg.wait_for("playground.lastFrame.warps[0].activation.dims === 3")
     pg.pause()
@@ -264,7 +258,8 @@ def test_three_unit_layer_rotates_in_3d(playground, shots):
 def test_speed_regenerate_and_explorer(playground, shots):
     pg = playground.open()
     page = pg.page
-    page.evaluate("() => { const s = document.getElementById('speed'); s.value = '20'; s.dispatchEvent(new Event('change')); }")
+    slider = page.locator("#speed")
+    slider.evaluate("(s) => { s.value = '20'; s.dispatchEvent(new Event('change')); }")
     pg.wait_for("playground.state.speed < 10")
     assert page.text_content("#speed-value").endswith("/s")
     seed = pg.config["data"]["seed"]
@@ -272,12 +267,12 @@ def test_speed_regenerate_and_explorer(playground, shots):
     before = pg.pixels(points)
     page.click("#regenerate")
     pg.wait_for(f"playground.state.config.data.seed !== {seed}")
-    pg.wait_for(f"playground.state.data && playground.lastFrame.dataVersion === playground.state.dataVersion")
+    pg.wait_for("playground.lastFrame.dataVersion === playground.state.dataVersion")
     pg.settle()
     assert changed_fraction(before, pg.pixels(points)) > 0.01
     # the curves in Plotly, loaded on demand
     page.click("#explore-curves")
-    pg.wait_for("window.Plotly && document.querySelector('.explorer-plot .main-svg')", timeout=30_000)
+    pg.wait_for("document.querySelector('.explorer-plot .main-svg')", timeout=30_000)
     assert pg.js("document.querySelector('.explorer-plot').data.length") >= 4
     shots(page, "explorer")
     page.click(".explorer-head button")

@@ -59,7 +59,7 @@ def test_broken_links_show_a_message_and_train_the_default(playground, shots):
     config["training"]["learning_rate"] = 50
     pg.page.goto("about:blank")  # a new document: a fragment change alone would not reload
     pg.open("/" + _fragment({"config": config}))
-    pg.wait_for("playground.state.config && playground.state.config.training.learning_rate === 0.03")
+    pg.wait_for("playground.state.config.training.learning_rate === 0.03")
     notice = pg.page.text_content("#notice")
     assert "rejected" in notice and "learning_rate" in notice
     assert pg.js("playground.state.playing") is True
@@ -97,12 +97,12 @@ def test_broken_imports_are_refused_with_a_message(playground):
     pg = playground.open()
     page = pg.page
     step = pg.step
-    page.set_input_files("#import", files=[{"name": "x.json", "mimeType": "application/json", "buffer": b"{not json"}])
+    pg.import_bytes(b"{not json")
     pg.wait_for("document.getElementById('io-error').textContent.includes('not JSON')")
-    page.set_input_files("#import", files=[{"name": "x.json", "mimeType": "application/json", "buffer": b'{"weights": {}}'}])
+    pg.import_bytes(b'{"weights": {}}')
     pg.wait_for("document.getElementById('io-error').textContent.includes('config')")
     wrong = {"config": pg.config, "weights": {"W1": [[1.0]], "b1": [0.0]}}
-    page.set_input_files("#import", files=[{"name": "x.json", "mimeType": "application/json", "buffer": json.dumps(wrong).encode()}])
+    pg.import_bytes(json.dumps(wrong).encode())
     pg.wait_for("document.getElementById('io-error').textContent.includes('Import rejected')")
     assert "weights" in page.text_content("#io-error")
     # the session kept training
@@ -120,11 +120,13 @@ def test_impossible_values_are_explained_next_to_the_control(playground, shots):
     assert page.get_attribute("#learning-rate", "aria-invalid") == "true"
     page.fill("#learning-rate", "100")
     page.press("#learning-rate", "Enter")
-    pg.wait_for("document.querySelector(\"[data-error-for='training.learning_rate']\").textContent.includes('10')")
+    pg.wait_for(
+        "playground.controls.errorSlot('training.learning_rate').textContent.includes('10')"
+    )
     assert "learning_rate" in message.text_content()
     page.fill("#batch-size", "0")
     page.press("#batch-size", "Enter")
-    pg.wait_for("document.querySelector(\"[data-error-for='training.batch_size']\").textContent.length > 0")
+    pg.wait_for("playground.controls.errorSlot('training.batch_size').textContent.length > 0")
     shots(page, "bad-input")
     # the session kept its values and kept training
     assert pg.config["training"]["learning_rate"] == 0.03
@@ -137,9 +139,7 @@ def test_impossible_values_are_explained_next_to_the_control(playground, shots):
     pg.wait_for("playground.state.config.training.learning_rate === 0.01")
     assert message.text_content() == ""
     # a weight typed into the diagram's editor is checked too
-    unit = pg.js("(() => { const u = playground.network.cols[1].units[0]; const s = playground.network.unitSize; return {x: u.x + s / 2, y: u.y + s / 2}; })()")
-    box = page.locator(".network-canvas").bounding_box()
-    page.mouse.click(box["x"] + unit["x"], box["y"] + unit["y"])
+    page.mouse.click(*pg.unit_centre(1, 0))
     page.fill(".weight-editor input", "1e99")
     page.press(".weight-editor input", "Enter")
     assert "between" in page.text_content(".weight-editor .field-error")
@@ -163,8 +163,11 @@ def test_reconnect_restores_configuration_and_weights(playground, shots):
     pg.wait_for("!document.getElementById('banner').hidden")
     assert "reconnecting" in page.text_content("#banner")
     shots(page, "reconnecting")
-    pg.wait_for(f"playground.state.session !== {session!r} && document.getElementById('banner').hidden")
-    pg.wait_for("playground.lastFrame && playground.state.weights && playground.state.weights.has('W3')")
+    pg.wait_for(f"playground.state.session !== {session!r}")
+    pg.wait_for("document.getElementById('banner').hidden")
+    pg.wait_for(
+        "playground.state.weights.has('W3') && playground.lastFrame.network.layers.length === 3"
+    )
     pg.settle()
     assert pg.config == config
     assert pg.js("playground.state.playing") is False
@@ -185,7 +188,8 @@ def test_divergence_pauses_with_an_explanation(playground, shots):
     pg.wait_for("playground.state.config.training.optimizer === 'sgd'")
     page.fill("#learning-rate", "10")
     page.press("#learning-rate", "Enter")
-    pg.wait_for("!document.getElementById('notice').hidden && document.getElementById('notice').textContent.includes('diverged')", timeout=30_000)
+    notice = "document.getElementById('notice')"
+    pg.wait_for(f"!{notice}.hidden && {notice}.textContent.includes('diverged')", timeout=30_000)
     pg.wait_for("!playground.state.playing")
     assert page.text_content("#play") == "▶"
     assert "learning rate" in page.text_content("#notice")
