@@ -22,6 +22,8 @@ let lastFrame = null;
 let lastPatchPath = null; // where to show the error of the last `patch set`
 let pendingImport = false; // a configure from an imported file is on its way
 let pendingUrl = false; // a configure from the link's fragment is on its way
+let readyOutstanding = false; // a `ready` went out and its frame has not arrived
+let readySentAt = -Infinity;
 
 // ----- views ----------------------------------------------------------------------------
 const surface = new SurfaceView(document.getElementById("surface"), {
@@ -85,7 +87,6 @@ document.getElementById("point-class").addEventListener("change", (event) => {
 // ----- the socket -------------------------------------------------------------------------
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/session`;
 const socket = new SessionSocket(wsUrl, {
-  onOpen: () => {},
   onClose: (delay) => showBanner(`Connection lost — reconnecting in ${(delay / 1000).toFixed(1)} s; your network and weights will be restored.`),
   on_hello: (message) => hello(message),
   on_state: (message) => accepted(message),
@@ -273,8 +274,6 @@ function showReadout(info) {
 // curves take every frame's history at once; only the newest pictures are drawn.
 // A frame that arrives less than one display frame after the last `ready` waits for the
 // animation frame to ask again, so the page never asks for more frames than it can show.
-let readyOutstanding = false;
-let readySentAt = -Infinity;
 const READY_GAP_MS = 14;
 
 function sendReady() {
