@@ -336,8 +336,10 @@ let networkDrawnAt = -Infinity;
 
 function render(now) {
   requestAnimationFrame(render);
-  // the first frames meet cold code and new canvases: one view per animation frame then
-  const deadline = performance.now() + (stats.rendered < 4 ? 2 : BUDGET_MS);
+  // the first frames meet cold code and new canvases: one piece of work per animation
+  // frame then (taking the frame, then each view in turn)
+  const cold = stats.rendered < 4;
+  const deadline = performance.now() + (cold ? 2 : BUDGET_MS);
   if (pendingFrame) {
     try {
       takeFrame();
@@ -345,6 +347,7 @@ function render(now) {
       console.error(error);
       showNotice(`A frame could not be drawn: ${error.message}`);
     }
+    if (cold) return;
   }
   // The surface and the warps follow every frame; the diagram's thumbnails and link widths
   // at about 15 frames/s (each redrawn canvas costs its copy to the compositor, NOTES), and
@@ -471,6 +474,14 @@ async function getJson(url) {
   return response.json();
 }
 
+// Run the msgpack decoder once on a small frame-like message while the page waits for the
+// server, so that compiling it does not lengthen the first frame's task.
+function warmDecoder() {
+  const MessagePack = globalThis.MessagePack;
+  const sample = { type: "frame", a: { dtype: "u1", shape: [2, 2], data: new Uint8Array(4), lo: [0, 1], hi: 1.5 } };
+  MessagePack.decode(MessagePack.encode({ ...sample, list: [sample, sample], text: "x", none: null }));
+}
+
 function start() {
   const fromUrl = readUrl(location.hash);
   if (fromUrl && fromUrl.error) showNotice(fromUrl.error);
@@ -485,6 +496,7 @@ function start() {
   }).catch((error) => showNotice(`Data sets could not be loaded: ${error.message}`));
   socket.connect();
   requestAnimationFrame(render);
+  (window.requestIdleCallback || setTimeout)(warmDecoder);
 }
 
 // For tests and benchmarks: a read-only window on the page's state.
