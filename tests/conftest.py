@@ -163,29 +163,32 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server() -> Iterator[str]:
-    """A real ``uvicorn app.main:app`` process on 127.0.0.1; yields its base URL."""
+def live_server(tmp_path_factory) -> Iterator[str]:
+    """A real ``uvicorn app.main:app`` process on 127.0.0.1; yields its base URL.
+
+    Its output goes to a file (a pipe nobody reads would fill and stall the server)."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log_path = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-                raise RuntimeError(f"uvicorn exited early:\n{output}")
+                raise RuntimeError(f"uvicorn exited early:\n{log_path.read_text()}")
             try:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start within 30 s")
+                raise RuntimeError(f"uvicorn did not start within 30 s:\n{log_path.read_text()}")
             time.sleep(0.1)
         yield url
     finally:
@@ -195,3 +198,4 @@ def live_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()

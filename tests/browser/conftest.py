@@ -8,32 +8,20 @@ output folder (test-results/, gitignored).
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 
 
-def pytest_collection_modifyitems(config, items):
-    if not Path(CHROMIUM).exists():
-        skip = pytest.mark.skip(reason=f"{CHROMIUM} is not installed (make chromium)")
-        for item in items:
-            if "tests/browser" in str(item.fspath):
-                item.add_marker(skip)
-
-
 @pytest.fixture(scope="session")
 def browser_type_launch_args() -> dict:
+    if not Path(CHROMIUM).exists():
+        # the browser is part of the test set-up, not an optional extra: `make test` installs it
+        pytest.fail(f"{CHROMIUM} is not installed: run `make chromium` (or `make test`)")
     return {
         "executable_path": CHROMIUM,
         "args": [
@@ -58,58 +46,10 @@ def browser_context_args(browser_context_args: dict) -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
-    """`python -m uvicorn app.main:app` on a free port; waits for /healthz."""
-    port = _free_port()
-    python = ROOT / ".venv" / "bin" / "python"
-    process = subprocess.Popen(
-        [
-            str(python if python.exists() else sys.executable),
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-                raise RuntimeError(f"uvicorn exited early:\n{output}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not answer /healthz within 30 s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def server_url(live_server: str) -> str:
+    """The real uvicorn process of tests/conftest.py, for the browser to load."""
+    return live_server
 
 
 @pytest.fixture
