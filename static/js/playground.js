@@ -120,6 +120,10 @@ async function hello(message) {
     if (start) command.config = start.config;
     else command.config = message.config;
     if (start && start.speed) command.speed = start.speed;
+    if (start && start.weights) {
+      command.weights = start.weights;
+      command.play = false; // the learner came to look at these weights: keep them still
+    }
     pendingUrl = Boolean(initial);
     socket.send(command);
   } else if (state.config) {
@@ -482,10 +486,27 @@ function warmDecoder() {
   MessagePack.decode(MessagePack.encode({ ...sample, list: [sample, sample], text: "x", none: null }));
 }
 
+// Weights handed back by the step-through page (its "← playground" link), used once.
+function weightsFromStepThrough(config) {
+  let stored = null;
+  try {
+    stored = JSON.parse(sessionStorage.getItem("backprop-lab:from-step-through") || "null");
+    sessionStorage.removeItem("backprop-lab:from-step-through");
+  } catch (error) {
+    return null;
+  }
+  if (!stored || !stored.weights || JSON.stringify(stored.config) !== JSON.stringify(config)) return null;
+  return stored.weights;
+}
+
 function start() {
   const fromUrl = readUrl(location.hash);
   if (fromUrl && fromUrl.error) showNotice(fromUrl.error);
-  else if (fromUrl) initial = fromUrl;
+  else if (fromUrl) {
+    initial = fromUrl;
+    const weights = weightsFromStepThrough(fromUrl.config);
+    if (weights) initial = { ...fromUrl, weights };
+  }
   presetsPromise = getJson("/api/presets").then((presets) => {
     controls.setPresets(presets);
     return presets;

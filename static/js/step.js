@@ -385,6 +385,18 @@ function applied(message) {
 }
 
 // ----- links, messages ------------------------------------------------------------------------------
+// Back to the playground with this network: the link carries the configuration and the exact
+// weights (updated by "apply update") travel in sessionStorage, as they came.
+const RETURN_STORAGE_KEY = "backprop-lab:from-step-through";
+$("playground-link").addEventListener("click", () => {
+  if (!state.config || !state.weights) return;
+  try {
+    sessionStorage.setItem(RETURN_STORAGE_KEY, JSON.stringify({ config: state.config, weights: state.weights }));
+  } catch (error) {
+    // storage off or full: the playground starts from the configuration's initial weights
+  }
+});
+
 function updateLinks() {
   if (!state.config) return;
   const fragment = `c=${encodeBase64Url(JSON.stringify({ config: state.config }))}`;

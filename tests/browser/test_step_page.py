@@ -269,3 +269,32 @@ def test_bad_input_is_explained_next_to_the_control(step_page, shots):
     # the graph still steps
     sp.press("ArrowLeft")
     shots(page, "step-bad-input")
+
+
+def test_the_update_travels_back_to_the_playground(step_page, server_url, shots):
+    config = preset("fig_6_2")
+    sp = step_page.open(fragment(config, e=3))
+    page = sp.page
+    sp.press("End")
+    page.fill("#learning-rate", "0.5")
+    page.click("#apply")
+    page.wait_for_selector('[data-testid="applied-summary"]')
+    sp.wait_for("stepPage.state.cursor.position === 0")
+    # the page asks the server for the updated weights (an export) after the update
+    initial = Trainer(Config.from_dict(config)).model.state_dict()
+    before = json.dumps(initial["W1"], separators=(",", ":"))
+    sp.wait_for(
+        f"stepPage.state.weights && JSON.stringify(stepPage.state.weights.W1) !== '{before}'"
+    )
+    updated = sp.js("stepPage.state.weights")
+    page.click("#playground-link")
+    page.wait_for_url(lambda url: url.startswith(server_url + "/#c="))
+    playground = Playground(page, server_url)
+    playground.wait_for("playground.state.weights && playground.state.weights.size > 0")
+    playground.settle()
+    assert not playground.js("playground.state.playing")  # it waits with the weights it got
+    shown = playground.weights()
+    for name, values in updated.items():
+        # frames carry float32 copies of the session's (float64) weights
+        assert shown[name] == pytest.approx(np.ravel(values).tolist(), rel=1e-6, abs=1e-7), name
+    shots(page, "playground-after-step-update")
