@@ -1,9 +1,11 @@
 # Backprop Lab: the web app with its embedded defaults (no GPU worker).
 FROM python:3.11-slim
 
+# PYTHONPATH: the app is imported from this folder, beside templates/ and static/
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONPATH=/srv/backprop-lab
 
 WORKDIR /srv/backprop-lab
 
