@@ -25,6 +25,25 @@ let pendingUrl = false; // a configure from the link's fragment is on its way
 let readyOutstanding = false; // a `ready` went out and its frame has not arrived
 let readySentAt = -Infinity;
 
+// ----- the socket -------------------------------------------------------------------------
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/session`;
+const socket = new SessionSocket(wsUrl, {
+  onClose: (delay) => showBanner(`Connection lost — reconnecting in ${(delay / 1000).toFixed(1)} s; your network and weights will be restored.`),
+  on_hello: (message) => hello(message),
+  on_state: (message) => accepted(message),
+  on_error: (message) => rejected(message),
+  on_export: (message) => download(message),
+  on_frame: (frame) => receiveFrame(frame),
+});
+
+// The page builds in a few tasks rather than one: the module's evaluation joins the
+// parser's last task and the page's first layout, and building every view (canvases,
+// contexts, lookup tables, the diagram's controls) in it too made that one task 60-80 ms on
+// a 2-core machine (issue 4: no task over 50 ms). Each `await nextTask()` lets the browser
+// lay out, paint or handle input in between.
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+await nextTask();
+
 // ----- views ----------------------------------------------------------------------------
 const surface = new SurfaceView(document.getElementById("surface"), {
   onAddPoint: (x1, x2) => addPoint(x1, x2),
@@ -45,6 +64,7 @@ const network = new NetworkView(document.getElementById("network"), {
   onHoverUnit: (target) => hoverUnit(target),
 });
 network.setActivations(ACTIVATIONS);
+await nextTask();
 const curves = new CurvesView({
   loss: document.getElementById("curve-loss"),
   accuracy: document.getElementById("curve-accuracy"),
@@ -82,17 +102,6 @@ document.getElementById("discretize").addEventListener("change", (event) => {
 });
 document.getElementById("point-class").addEventListener("change", (event) => {
   state.options.pointClass = Number(event.target.value);
-});
-
-// ----- the socket -------------------------------------------------------------------------
-const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/session`;
-const socket = new SessionSocket(wsUrl, {
-  onClose: (delay) => showBanner(`Connection lost — reconnecting in ${(delay / 1000).toFixed(1)} s; your network and weights will be restored.`),
-  on_hello: (message) => hello(message),
-  on_state: (message) => accepted(message),
-  on_error: (message) => rejected(message),
-  on_export: (message) => download(message),
-  on_frame: (frame) => receiveFrame(frame),
 });
 
 function send(message) {
@@ -521,5 +530,6 @@ function start() {
 }
 
 // For tests and benchmarks: a read-only window on the page's state.
+await nextTask();
 window.playground = { state, stats, socket, surface, warps, network, curves, controls, get lastFrame() { return lastFrame; }, get pending() { return pendingFrame !== null; } };
 start();
