@@ -81,8 +81,15 @@ export class NetworkView {
   // model: {features, layers: [{units, activation, pieces}], outputs, loss, inputDim, extent}
   setModel(model) {
     const same = this.model && JSON.stringify(model) === JSON.stringify(this.model);
+    // only the data's extent changed (the first frame's points): the feature thumbnails
+    // change, the layout and the layer controls do not
+    const sameShape = this.model && JSON.stringify({ ...model, extent: null }) === JSON.stringify({ ...this.model, extent: null });
     this.model = model;
-    if (!same) {
+    if (!same && sameShape) {
+      this.urgent = true;
+      this.featureMaps = null;
+      this.dirty = true;
+    } else if (!same) {
       this.urgent = true;
       this.featureMaps = null;
       this.layout();
@@ -363,6 +370,17 @@ export class NetworkView {
     const fraction = Math.min(1, Math.sqrt(value / largest));
     ctx.fillStyle = "rgba(90,60,140,0.75)";
     ctx.fillRect(unit.x, unit.y + size + 1, Math.max(1, fraction * size), 2);
+  }
+
+  // Creates the thumbnails' canvases (and their contexts) ahead of the first draw, so that
+  // the first draw does not create a dozen canvases in one animation frame.
+  prepareThumbnails() {
+    (this.cols || []).forEach((column, c) => {
+      if (!this.thumbnails[c]) this.thumbnails[c] = [];
+      column.units.forEach((unit, u) => {
+        if (!this.thumbnails[c][u]) this.thumbnails[c][u] = new GridImage();
+      });
+    });
   }
 
   thumbnail(column, c, u) {

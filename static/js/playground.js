@@ -158,11 +158,30 @@ function accepted(message) {
   state.accept(message);
   controls.clearAllErrors();
   controls.sync(state.config, { network: state.network, speed: state.speed, playing: state.playing });
-  applyNetwork();
+  if (previousConfig) applyNetwork();
+  else buildFirstModel();
   if (message.notes && message.notes.length) showNotice(message.notes.join(" "), true);
   else if (previousConfig) hideNotice();
   history.replaceState(null, "", state.urlFragment() || location.pathname);
   updateStepLink();
+}
+
+// The first accepted state builds the diagram's layer controls, the warp panels and the
+// diagram's thumbnail canvases: each in a task of its own after this one (controls and link
+// now), so that no one task holds them all with their layout (issue 4: no task over 50 ms).
+// A frame taken before they ran builds the same model itself (`applyNetwork` is idempotent).
+function buildFirstModel() {
+  const steps = [
+    () => applyNetwork({ warps: false }),
+    () => applyNetwork({ network: false }),
+    () => network.prepareThumbnails(),
+  ];
+  const next = () => {
+    if (!steps.length) return;
+    steps.shift()();
+    setTimeout(next, 0);
+  };
+  setTimeout(next, 0);
 }
 
 function rejected(message) {
@@ -195,17 +214,19 @@ function rejected(message) {
   controls.showError(field, text);
 }
 
-function applyNetwork() {
+function applyNetwork({ network: withNetwork = true, warps: withWarps = true } = {}) {
   const net = state.network;
   if (!net || !state.config) return;
   const layers = state.config.model.layers.map((layer) => ({
     units: layer.units, activation: layer.activation, pieces: layer.pieces, slope: layer.slope,
   }));
-  network.setModel({
-    features: net.features, layers, outputs: net.outputs, loss: net.loss, inputDim: net.input_dim,
-    extent: state.data ? state.data.extent : null,
-  });
-  warps.setModel(layers, net.loss);
+  if (withNetwork) {
+    network.setModel({
+      features: net.features, layers, outputs: net.outputs, loss: net.loss, inputDim: net.input_dim,
+      extent: state.data ? state.data.extent : null,
+    });
+  }
+  if (withWarps) warps.setModel(layers, net.loss);
   curves.setTask(net.task);
 }
 
