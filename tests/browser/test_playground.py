@@ -218,7 +218,8 @@ def test_controls_patch_the_session(playground):
     assert page.is_visible("#momentum-field")
     page.select_option("#penalty", "l2")
     pg.wait_for("playground.state.config.training.l2 > 0")
-    page.check("input[data-feature='x1_squared']")
+    # a click, not check(): a state reply may redraw the box before the patch's own reply
+    page.click("input[data-feature='x1_squared']")
     pg.wait_for("playground.state.config.model.features.includes('x1_squared')")
     page.select_option("#dataset", "xor")
     pg.wait_for("playground.state.config.data.name === 'xor' && playground.lastFrame")
