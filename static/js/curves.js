@@ -106,7 +106,7 @@ class LinePlot {
     ctx.textAlign = "left";
     ctx.textBaseline = "top";
     ctx.fillText(this.title, 2, 1);
-    ctx.font = "10px system-ui, sans-serif";
+    ctx.font = "11px system-ui, sans-serif";
     ctx.fillStyle = "#5b6570";
     ctx.strokeStyle = "#e3e7eb";
     ctx.lineWidth = 1;
@@ -135,7 +135,7 @@ class LinePlot {
   }
 
   drawLegend(ctx, series) {
-    ctx.font = "10px system-ui, sans-serif";
+    ctx.font = "11px system-ui, sans-serif";
     ctx.textBaseline = "top";
     ctx.textAlign = "left";
     let x = this.area.width - 4;
@@ -169,7 +169,7 @@ class LinePlot {
     ctx.moveTo(px + 0.5, inner.top);
     ctx.lineTo(px + 0.5, inner.top + inner.height);
     ctx.stroke();
-    ctx.font = "10px system-ui, sans-serif";
+    ctx.font = "11px system-ui, sans-serif";
     const header = `${this.xLabel} ${label(at)}`;
     const width = Math.max(ctx.measureText(header).width, ...lines.map(([, t]) => ctx.measureText(t).width)) + 10;
     const height = 13 * (lines.length + 1) + 4;
@@ -210,7 +210,8 @@ export class CurvesView {
     this.accuracy.area.container.hidden = task === "regression";
   }
 
-  draw(curves, now = performance.now()) {
+  // Draws the plots that changed; once `deadline` has passed, the rest wait for the next call.
+  draw(curves, now = performance.now(), deadline = Infinity) {
     let drew = false;
     if (curves.version !== this.version && now - (this.updatedAt || -Infinity) >= CURVES_MS) {
       this.version = curves.version;
@@ -227,9 +228,10 @@ export class CurvesView {
       ]);
       this.norms.set(normSeries(curves));
     }
-    drew = this.loss.draw() || drew;
-    drew = this.accuracy.draw() || drew;
-    drew = this.norms.draw() || drew;
+    for (const plot of [this.loss, this.accuracy, this.norms]) {
+      if (drew && performance.now() > deadline) break;
+      drew = plot.draw() || drew;
+    }
     if (this.explorer && this.explorer.ready && curves.version !== this.explorerVersion && now - this.explorerDrawn > EXPLORER_MS) {
       this.drawExplorer(curves);
       this.explorerVersion = curves.version;

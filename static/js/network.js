@@ -40,7 +40,10 @@ export class NetworkView {
     this.tooltip.hidden = true;
     container.appendChild(this.tooltip);
     this.editor = this.buildEditor();
-    this.thumbnails = [];
+    this.thumbnails = []; // [column][unit] -> GridImage, each with the version it shows
+    this.images = []; // [column][unit] -> the canvas to draw (or null), once prepared
+    this.version = 0; // bumped by every frame and model: thumbnails older than it are stale
+    this.pass = null; // the version the thumbnails being painted are brought up to
     this.model = null;
     this.params = null;
     this.unitMaps = null;
@@ -88,10 +91,14 @@ export class NetworkView {
     if (!same && sameShape) {
       this.urgent = true;
       this.featureMaps = null;
+      this.version += 1;
+      this.pass = null;
       this.dirty = true;
     } else if (!same) {
       this.urgent = true;
       this.featureMaps = null;
+      this.version += 1;
+      this.pass = null;
       this.layout();
       this.buildControls();
     }
@@ -103,6 +110,7 @@ export class NetworkView {
     if (unitMaps) this.unitMaps = unitMaps;
     if (unitGrads) this.unitGrads = unitGrads;
     if (surface) this.surface = surface;
+    this.version += 1;
     this.dirty = true;
     if (this.hovered) this.showTooltip(this.hovered);
   }
@@ -245,8 +253,13 @@ export class NetworkView {
   }
 
   // ----- drawing -----------------------------------------------------------------------
-  draw() {
+  // Paints the stale thumbnails first, as many as fit before `deadline` (a performance.now()
+  // time; at least one per call): the diagram on screen stays as it was until every one is
+  // ready, then it is drawn whole. A first frame's thumbnails (cold code, new canvases, the
+  // input features' maps) are spread over a few animation frames that way.
+  draw(deadline = Infinity) {
     if (!this.dirty || !this.model || !this.cols || !this.cols.length) return false;
+    if (!this.prepare(deadline)) return false;
     this.dirty = false;
     this.urgent = false;
     const ctx = this.context;
@@ -325,7 +338,7 @@ export class NetworkView {
     const live = new Set(this.featureRows());
     cols.forEach((column, c) => {
       column.units.forEach((unit, u) => {
-        const image = this.thumbnail(column, c, u);
+        const image = this.images[c] ? this.images[c][u] : null;
         ctx.save();
         if (column.kind === "input" && !live.has(u)) ctx.globalAlpha = 0.3;
         if (image) {
@@ -383,10 +396,34 @@ export class NetworkView {
     });
   }
 
-  thumbnail(column, c, u) {
-    if (!this.thumbnails[c]) this.thumbnails[c] = [];
-    let image = this.thumbnails[c][u];
-    if (!image) { image = new GridImage(); this.thumbnails[c][u] = image; }
+  // Brings every unit's thumbnail up to date; false when `deadline` passed first. A pass
+  // that spans several calls finishes with the data of the frames that arrive meanwhile
+  // (the diagram is drawn once the pass is complete, never starved by new frames).
+  prepare(deadline) {
+    const cols = this.cols;
+    if (this.pass === null) this.pass = this.version;
+    const pass = this.pass;
+    this.images.length = cols.length;
+    for (let c = 0; c < cols.length; c++) {
+      if (!this.thumbnails[c]) this.thumbnails[c] = [];
+      if (!this.images[c]) this.images[c] = [];
+      const column = cols[c];
+      this.images[c].length = column.units.length;
+      for (let u = 0; u < column.units.length; u++) {
+        let image = this.thumbnails[c][u];
+        if (!image) { image = new GridImage(); this.thumbnails[c][u] = image; }
+        if (image.version === pass) continue;
+        this.images[c][u] = this.thumbnail(column, c, u, image);
+        image.version = pass;
+        const last = c === cols.length - 1 && u === column.units.length - 1;
+        if (!last && performance.now() > deadline) return false;
+      }
+    }
+    this.pass = null;
+    return true;
+  }
+
+  thumbnail(column, c, u, image) {
     if (column.kind === "input") return this.featureThumbnail(column.names[u], image);
     if (column.kind === "hidden") {
       const maps = this.unitMaps && this.unitMaps[c - 1];
@@ -408,18 +445,22 @@ export class NetworkView {
       const size = FEATURE_MAP;
       const values = new Float32Array(size * size);
       const [[a, b], [c, d] = [0, 0]] = model.extent;
-      let lo = Infinity, hi = -Infinity;
+      const feature = FEATURE_FUNCTIONS[name];
+      let bound = 0;
       for (let r = 0; r < size; r++) {
         for (let k = 0; k < size; k++) {
           const x1 = a + ((k + 0.5) / size) * (b - a);
           const x2 = model.inputDim === 1 ? 0 : c + ((r + 0.5) / size) * (d - c);
-          const v = FEATURE_FUNCTIONS[name](x1, x2);
+          const v = feature(x1, x2);
           values[r * size + k] = v;
-          lo = Math.min(lo, v); hi = Math.max(hi, v);
+          bound = Math.max(bound, Math.abs(v));
         }
       }
-      const bound = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
-      this.featureMaps[name] = image.paint(size, size, values, UNIT_LUT, (v) => Math.round(127.5 + 127.5 * (v / bound)));
+      // on the units' diverging scale, zero at the middle: 8-bit levels take the palette path
+      const levels = new Uint8Array(size * size);
+      const scale = 127.5 / (bound || 1);
+      for (let i = 0; i < levels.length; i++) levels[i] = Math.round(127.5 + scale * values[i]);
+      this.featureMaps[name] = image.paint(size, size, levels, UNIT_LUT);
     }
     return this.featureMaps[name];
   }

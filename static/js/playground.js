@@ -24,6 +24,8 @@ let pendingImport = false; // a configure from an imported file is on its way
 let pendingUrl = false; // a configure from the link's fragment is on its way
 let readyOutstanding = false; // a `ready` went out and its frame has not arrived
 let readySentAt = -Infinity;
+let playAfterFirstFrame = false; // the first configure starts paused; play once its frame is drawn
+let autoPlayId = null; // that play command, until the server's reply
 
 // ----- the socket -------------------------------------------------------------------------
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/session`;
@@ -34,6 +36,7 @@ const socket = new SessionSocket(wsUrl, {
   on_error: (message) => rejected(message),
   on_export: (message) => download(message),
   on_frame: (frame) => receiveFrame(frame),
+  onDecoderError: (text) => showNotice(text),
 });
 
 // The page builds in a few tasks rather than one: the module's evaluation joins the
@@ -42,6 +45,19 @@ const socket = new SessionSocket(wsUrl, {
 // a 2-core machine (issue 4: no task over 50 ms). Each `await nextTask()` lets the browser
 // lay out, paint or handle input in between.
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// The parts of the page marked data-later are laid out one per animation frame (see the
+// stylesheet): each frame's layout then meets a few new fonts and form controls, not all.
+function revealInTurn() {
+  const later = [...document.querySelectorAll("[data-later]")];
+  const next = () => {
+    const element = later.shift();
+    if (element) element.removeAttribute("data-later");
+    if (later.length) requestAnimationFrame(next);
+  };
+  requestAnimationFrame(next);
+}
+revealInTurn();
 await nextTask();
 
 // ----- views ----------------------------------------------------------------------------
@@ -106,6 +122,7 @@ document.getElementById("point-class").addEventListener("change", (event) => {
 
 function send(message) {
   if (message.type === "patch") lastPatchPath = message.op === "set" ? message.path : null;
+  if (["play", "pause", "configure", "reset"].includes(message.type)) playAfterFirstFrame = false;
   if (!socket.connected) {
     showNotice("Not connected: the command was not sent. Reconnecting…");
     return null;
@@ -125,14 +142,16 @@ async function hello(message) {
     connectedOnce = true;
     const presets = await presetsPromise;
     const start = initial || defaultPreset(presets);
-    const command = { type: "configure", play: true };
+    // Training starts once every view has drawn the first frame (the initial weights): the
+    // page draws cold without the server's training competing for the CPU (where both run
+    // on one machine), and the learner sees where the network starts from.
+    const command = { type: "configure", play: false };
     if (start) command.config = start.config;
     else command.config = message.config;
     if (start && start.speed) command.speed = start.speed;
-    if (start && start.weights) {
-      command.weights = start.weights;
-      command.play = false; // the learner came to look at these weights: keep them still
-    }
+    // imported weights: the learner came to look at these weights, keep them still
+    if (start && start.weights) command.weights = start.weights;
+    else playAfterFirstFrame = true;
     pendingUrl = Boolean(initial);
     socket.send(command);
   } else if (state.config) {
@@ -151,6 +170,8 @@ async function hello(message) {
 
 function accepted(message) {
   const previousConfig = state.config;
+  const autoPlay = message.id === autoPlayId; // the page's own start: leaves notices shown
+  if (autoPlay) autoPlayId = null;
   if (message.command === "configure") {
     pendingImport = false;
     pendingUrl = false;
@@ -161,7 +182,7 @@ function accepted(message) {
   if (previousConfig) applyNetwork();
   else buildFirstModel();
   if (message.notes && message.notes.length) showNotice(message.notes.join(" "), true);
-  else if (previousConfig) hideNotice();
+  else if (previousConfig && !autoPlay) hideNotice();
   history.replaceState(null, "", state.urlFragment() || location.pathname);
   updateStepLink();
 }
@@ -186,6 +207,7 @@ function buildFirstModel() {
 
 function rejected(message) {
   const text = message.message || "The server rejected the command.";
+  if (message.id === autoPlayId) autoPlayId = null;
   if (message.code === "diverged") {
     showNotice(`${text} Reset (r) draws new initial weights.`);
     state.playing = false;
@@ -390,10 +412,15 @@ function render(now) {
   if (surface.draw()) warps.setPicture(surface.picture);
   if (stats.firstFrameAt === null && lastFrame) stats.firstFrameAt = performance.now();
   if (performance.now() < deadline && (network.urgent || now - networkDrawnAt >= NETWORK_MS)) {
-    if (network.draw()) networkDrawnAt = now;
+    if (network.draw(deadline)) networkDrawnAt = now;
   }
   if (performance.now() < deadline) warps.draw(now, deadline);
-  if (performance.now() < deadline) curves.draw(state.curves, now);
+  if (performance.now() < deadline) curves.draw(state.curves, now, deadline);
+  if (playAfterFirstFrame && stats.firstFrameAt !== null) {
+    // every view has drawn the initial weights once (or it is taking too long): train
+    const settled = !network.dirty && warps.panels.every((panel) => !panel.dirty);
+    if (settled || performance.now() - stats.firstFrameAt > 1500) autoPlayId = send({ type: "play" });
+  }
 }
 
 // ----- sharing, export and import ------------------------------------------------------------
@@ -508,14 +535,6 @@ async function getJson(url) {
   return response.json();
 }
 
-// Run the msgpack decoder once on a small frame-like message while the page waits for the
-// server, so that compiling it does not lengthen the first frame's task.
-function warmDecoder() {
-  const MessagePack = globalThis.MessagePack;
-  const sample = { type: "frame", a: { dtype: "u1", shape: [2, 2], data: new Uint8Array(4), lo: [0, 1], hi: 1.5 } };
-  MessagePack.decode(MessagePack.encode({ ...sample, list: [sample, sample], text: "x", none: null }));
-}
-
 // Weights handed back by the step-through page (its "← playground" link), used once.
 function weightsFromStepThrough(config) {
   let stored = null;
@@ -547,10 +566,14 @@ function start() {
   }).catch((error) => showNotice(`Data sets could not be loaded: ${error.message}`));
   socket.connect();
   requestAnimationFrame(render);
-  (window.requestIdleCallback || setTimeout)(warmDecoder);
 }
 
 // For tests and benchmarks: a read-only window on the page's state.
 await nextTask();
-window.playground = { state, stats, socket, surface, warps, network, curves, controls, get lastFrame() { return lastFrame; }, get pending() { return pendingFrame !== null; } };
+window.playground = {
+  state, stats, socket, surface, warps, network, curves, controls,
+  get lastFrame() { return lastFrame; },
+  get pending() { return pendingFrame !== null; },
+  get starting() { return playAfterFirstFrame || autoPlayId !== null; }, // the first play is still to come
+};
 start();

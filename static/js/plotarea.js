@@ -93,7 +93,7 @@ export class PlotArea {
     ctx.strokeRect(inner.left + 0.5, inner.top + 0.5, inner.width - 1, inner.height - 1);
     if (ticks) {
       ctx.fillStyle = "#5b6570";
-      ctx.font = "10px system-ui, sans-serif";
+      ctx.font = "11px system-ui, sans-serif";
       ctx.textAlign = "center";
       ctx.textBaseline = "top";
       for (const value of niceTicks(this.xRange[0], this.xRange[1], Math.max(2, inner.width / 60))) {

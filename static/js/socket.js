@@ -2,8 +2,8 @@
 // export) and msgpack frames in. Frames are client-paced: the page says `ready` when it
 // takes a frame to draw, so at most one is in flight and none goes stale. A lost
 // connection is retried with backoff; the caller restores its configuration on `hello`.
-
-const MessagePack = globalThis.MessagePack;
+// The msgpack frames are decoded in a worker (decoder.worker.js); every message, JSON or
+// binary, is handed on in the order it arrived.
 
 export class SessionSocket {
   constructor(url, handlers) {
@@ -16,10 +16,26 @@ export class SessionSocket {
     this.nextId = 1;
     this.bytes = 0;
     this.timer = null;
+    this.decoder = null;
+    this.inbox = []; // messages in arrival order: {ready, message} or a frame being decoded
+    this.sequence = 0;
+  }
+
+  startDecoder() {
+    if (this.decoder) return;
+    this.decoder = new Worker(new URL("./decoder.worker.js", import.meta.url));
+    this.decoder.addEventListener("message", (event) => this.decoded(event.data));
+    this.decoder.addEventListener("error", (event) => {
+      event.preventDefault();
+      const text = `The frame decoder failed: ${event.message || "it could not start"}`;
+      if (this.handlers.onDecoderError) this.handlers.onDecoderError(text);
+      else console.error(text);
+    });
   }
 
   connect() {
     clearTimeout(this.timer);
+    this.startDecoder();
     const socket = new WebSocket(this.url);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
@@ -61,29 +77,49 @@ export class SessionSocket {
 
   receive(raw) {
     if (typeof raw === "string") {
-      let message;
+      let message = null;
       try {
         message = JSON.parse(raw);
       } catch (error) {
-        return;
+        // not JSON: nothing to hand on
       }
+      this.inbox.push({ ready: true, message });
+    } else {
+      this.bytes += raw.byteLength;
+      this.startDecoder();
+      const seq = ++this.sequence;
+      this.inbox.push({ ready: false, seq, message: null });
+      this.decoder.postMessage({ seq, buffer: raw }, [raw]);
+    }
+    this.flush();
+  }
+
+  decoded({ seq, message, error }) {
+    const entry = this.inbox.find((item) => item.seq === seq);
+    if (!entry) return;
+    entry.ready = true;
+    entry.message = message || null;
+    if (error) console.error(`A frame could not be decoded: ${error}`);
+    this.flush();
+  }
+
+  flush() {
+    while (this.inbox.length && this.inbox[0].ready) {
+      const { message } = this.inbox.shift();
+      if (!message) continue;
       const handler = this.handlers[`on_${message.type}`];
       if (handler) handler(message);
-      return;
     }
-    this.bytes += raw.byteLength;
-    const message = MessagePack.decode(new Uint8Array(raw));
-    if (message && message.type === "frame") this.handlers.on_frame && this.handlers.on_frame(message);
-    else if (message && this.handlers[`on_${message.type}`]) this.handlers[`on_${message.type}`](message);
   }
 }
 
 // ----- arrays: {dtype, shape, data, lo, hi} -----------------------------------------------
-// msgpack's byte arrays are not 4-byte aligned: copy before viewing them as float32.
+// The decoder worker hands u2/f4 data over as aligned typed arrays already; a byte string
+// (msgpack's, at any offset) is copied before it is viewed as 16- or 32-bit values.
 export function typed(array) {
   if (!array) return null;
   const bytes = array.data;
-  if (array.dtype === "u1") return bytes;
+  if (array.dtype === "u1" || !(bytes instanceof Uint8Array)) return bytes;
   const copy = bytes.slice().buffer;
   if (array.dtype === "u2") return new Uint16Array(copy);
   return new Float32Array(copy);

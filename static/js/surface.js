@@ -199,7 +199,7 @@ export class SurfaceView {
     }
     ctx.save();
     ctx.fillStyle = "rgba(30,35,40,0.8)";
-    ctx.font = "12px system-ui, sans-serif";
+    ctx.font = "11px system-ui, sans-serif";
     ctx.textBaseline = "top";
     ctx.fillText(map.label, this.area.inner.left + 6, this.area.inner.top + 4);
     ctx.restore();

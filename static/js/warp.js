@@ -614,7 +614,7 @@ export class WarpView {
     ctx.stroke();
     // axis names at the ends of the three edges leaving the (-1,-1,-1) corner
     ctx.fillStyle = "#4a5560";
-    ctx.font = "10px system-ui, sans-serif";
+    ctx.font = "11px system-ui, sans-serif";
     const labelAt = (corner, text) => ctx.fillText(text, area.px(box[2 * corner]) + 2, area.py(box[2 * corner + 1]) - 2);
     labelAt(4, "1"); labelAt(2, "2"); labelAt(1, "3");
   }

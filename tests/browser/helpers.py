@@ -23,6 +23,8 @@ class Playground:
     def open(self, suffix: str = "/", frames: int = 1) -> Playground:
         self.page.goto(self.base_url + suffix)
         self.wait_frames(frames)
+        # the page trains once every view has drawn the initial weights
+        self.wait_for("!playground.starting")
         return self
 
     def wait_frames(self, count: int = 1, timeout: float = 15_000) -> None:
