@@ -7,7 +7,7 @@
 // loads Plotly on demand and opens the same curves with its zoom and hover, redrawn with
 // Plotly.react from typed arrays at most once a second, inside the page's animation frame.
 
-import { PlotArea } from "./plotarea.js";
+import { PlotArea, LABEL_FONT, TITLE_FONT, FONT_FAMILY } from "./plotarea.js";
 
 const LAYER_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4"];
 const OUTPUT_COLOR = "#444";
@@ -102,11 +102,11 @@ class LinePlot {
     const area = this.area;
     const inner = area.inner;
     ctx.fillStyle = "#27313b";
-    ctx.font = "600 11px system-ui, sans-serif";
+    ctx.font = TITLE_FONT;
     ctx.textAlign = "left";
     ctx.textBaseline = "top";
     ctx.fillText(this.title, 2, 1);
-    ctx.font = "11px system-ui, sans-serif";
+    ctx.font = LABEL_FONT;
     ctx.fillStyle = "#5b6570";
     ctx.strokeStyle = "#e3e7eb";
     ctx.lineWidth = 1;
@@ -135,7 +135,7 @@ class LinePlot {
   }
 
   drawLegend(ctx, series) {
-    ctx.font = "11px system-ui, sans-serif";
+    ctx.font = LABEL_FONT;
     ctx.textBaseline = "top";
     ctx.textAlign = "left";
     let x = this.area.width - 4;
@@ -169,7 +169,7 @@ class LinePlot {
     ctx.moveTo(px + 0.5, inner.top);
     ctx.lineTo(px + 0.5, inner.top + inner.height);
     ctx.stroke();
-    ctx.font = "11px system-ui, sans-serif";
+    ctx.font = LABEL_FONT;
     const header = `${this.xLabel} ${label(at)}`;
     const width = Math.max(ctx.measureText(header).width, ...lines.map(([, t]) => ctx.measureText(t).width)) + 10;
     const height = 13 * (lines.length + 1) + 4;
@@ -279,7 +279,7 @@ export class CurvesView {
     for (const trace of traces) trace.mode = "lines";
     Plotly.react(this.dialog.querySelector(".explorer-plot"), traces, {
       margin: { l: 56, r: 12, t: 12, b: 40 },
-      font: { size: 11, family: "system-ui, sans-serif" },
+      font: { size: 11, family: FONT_FAMILY },
       hovermode: "x unified",
       xaxis: { title: { text: "epoch" }, anchor: "y3" },
       yaxis: { title: { text: "loss L" }, domain: [0.68, 1], rangemode: "tozero" },

@@ -5,7 +5,7 @@
 // per layer (units −/+, activation).
 
 import { UNIT_LUT, SURFACE_LUT, weightColor } from "./palette.js";
-import { GridImage } from "./plotarea.js";
+import { GridImage, LABEL_FONT } from "./plotarea.js";
 import { superscript } from "./warp.js";
 
 export const FEATURE_LABELS = {
@@ -355,7 +355,7 @@ export class NetworkView {
         ctx.restore();
         if (column.kind === "input") {
           ctx.fillStyle = live.has(u) ? "#27313b" : "#9aa3ad";
-          ctx.font = "11px system-ui, sans-serif";
+          ctx.font = LABEL_FONT;
           ctx.textAlign = "right";
           ctx.textBaseline = "middle";
           ctx.fillText(FEATURE_LABELS[column.names[u]], unit.x - 4, unit.y + size / 2);
@@ -365,7 +365,7 @@ export class NetworkView {
     });
     const output = cols[cols.length - 1];
     ctx.fillStyle = "#27313b";
-    ctx.font = "11px system-ui, sans-serif";
+    ctx.font = LABEL_FONT;
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";
     output.units.forEach((unit, u) => {

@@ -183,8 +183,20 @@ function accepted(message) {
   else buildFirstModel();
   if (message.notes && message.notes.length) showNotice(message.notes.join(" "), true);
   else if (previousConfig && !autoPlay) hideNotice();
-  history.replaceState(null, "", state.urlFragment() || location.pathname);
-  updateStepLink();
+  syncUrl();
+}
+
+// The link in the address bar follows the configuration. history.replaceState is a round
+// trip to the browser process (8-25 ms on a 2-core machine): only when the fragment changed,
+// and in a task of its own, not in the one that handles the server's reply.
+let urlTimer = null;
+function syncUrl() {
+  clearTimeout(urlTimer);
+  urlTimer = setTimeout(() => {
+    const fragment = state.urlFragment();
+    if (fragment !== location.hash) history.replaceState(null, "", fragment || location.pathname);
+    updateStepLink(fragment);
+  }, 0);
 }
 
 // The first accepted state builds the diagram's layer controls, the warp panels and the
@@ -490,10 +502,10 @@ function openStepThrough(message) {
   location.href = document.getElementById("step-link").href;
 }
 
-function updateStepLink() {
+function updateStepLink(fragment = state.urlFragment()) {
   const link = document.getElementById("step-link");
   const base = body.dataset.stepUrl || "/step";
-  link.href = `${base}${state.urlFragment()}`;
+  link.href = `${base}${fragment}`;
 }
 
 // ----- messages --------------------------------------------------------------------------------

@@ -2,6 +2,13 @@
 // mapping and light axes. The views that redraw every frame (surface, warps) draw on it:
 // Plotly is far too slow for that here (see NOTES: 5 frames/s with Plotly, 60 on canvas).
 
+// The page's type, on canvas as in the stylesheet: DejaVu Sans where it is installed (it has
+// every symbol the chapter's notation needs: Greek, sub- and superscripts, ∇, ‖, arrows, so
+// no fallback font is looked up glyph by glyph), else the system's.
+export const FONT_FAMILY = '"DejaVu Sans", system-ui, sans-serif';
+export const LABEL_FONT = `11px ${FONT_FAMILY}`;
+export const TITLE_FONT = `600 11px ${FONT_FAMILY}`;
+
 export class PlotArea {
   constructor(container, { margin = { left: 30, right: 6, top: 6, bottom: 20 }, layers = 1 } = {}) {
     this.container = container;
@@ -93,7 +100,7 @@ export class PlotArea {
     ctx.strokeRect(inner.left + 0.5, inner.top + 0.5, inner.width - 1, inner.height - 1);
     if (ticks) {
       ctx.fillStyle = "#5b6570";
-      ctx.font = "11px system-ui, sans-serif";
+      ctx.font = LABEL_FONT;
       ctx.textAlign = "center";
       ctx.textBaseline = "top";
       for (const value of niceTicks(this.xRange[0], this.xRange[1], Math.max(2, inner.width / 60))) {
@@ -110,7 +117,7 @@ export class PlotArea {
       }
     }
     ctx.fillStyle = "#333c46";
-    ctx.font = "11px system-ui, sans-serif";
+    ctx.font = LABEL_FONT;
     if (xLabel) {
       ctx.textAlign = "right";
       ctx.textBaseline = "bottom";

@@ -4,7 +4,7 @@
 //
 // Click adds a point of the selected class; shift-click removes the nearest point.
 
-import { PlotArea, GridImage, clampIndex } from "./plotarea.js";
+import { PlotArea, GridImage, clampIndex, LABEL_FONT } from "./plotarea.js";
 import { SURFACE_LUT, UNIT_LUT, DENSITY_LUT, CLASS_RGB, classColor } from "./palette.js";
 
 const WHITE = [248, 248, 248];
@@ -199,7 +199,7 @@ export class SurfaceView {
     }
     ctx.save();
     ctx.fillStyle = "rgba(30,35,40,0.8)";
-    ctx.font = "11px system-ui, sans-serif";
+    ctx.font = LABEL_FONT;
     ctx.textBaseline = "top";
     ctx.fillText(map.label, this.area.inner.left + 6, this.area.inner.top + 4);
     ctx.restore();

@@ -5,7 +5,7 @@
 // The last hidden layer's panel shows the output unit's decision line: the linear
 // classifier that the warped space makes sufficient. A morph animates input → a → h.
 
-import { PlotArea, GridImage } from "./plotarea.js";
+import { PlotArea, GridImage, LABEL_FONT } from "./plotarea.js";
 import { CLASS_RGB, SURFACE_LUT, classColor, UNIT_LUT } from "./palette.js";
 
 const STAGES = ["pre_activation", "activation"];
@@ -614,7 +614,7 @@ export class WarpView {
     ctx.stroke();
     // axis names at the ends of the three edges leaving the (-1,-1,-1) corner
     ctx.fillStyle = "#4a5560";
-    ctx.font = "11px system-ui, sans-serif";
+    ctx.font = LABEL_FONT;
     const labelAt = (corner, text) => ctx.fillText(text, area.px(box[2 * corner]) + 2, area.py(box[2 * corner + 1]) - 2);
     labelAt(4, "1"); labelAt(2, "2"); labelAt(1, "3");
   }
