@@ -45,19 +45,6 @@ const socket = new SessionSocket(wsUrl, {
 // a 2-core machine (issue 4: no task over 50 ms). Each `await nextTask()` lets the browser
 // lay out, paint or handle input in between.
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
-
-// The parts of the page marked data-later are laid out one per animation frame (see the
-// stylesheet): each frame's layout then meets a few new fonts and form controls, not all.
-function revealInTurn() {
-  const later = [...document.querySelectorAll("[data-later]")];
-  const next = () => {
-    const element = later.shift();
-    if (element) element.removeAttribute("data-later");
-    if (later.length) requestAnimationFrame(next);
-  };
-  requestAnimationFrame(next);
-}
-revealInTurn();
 await nextTask();
 
 // ----- views ----------------------------------------------------------------------------
