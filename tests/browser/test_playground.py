@@ -105,7 +105,11 @@ def test_add_and_remove_point_by_clicking(playground, shots):
     box = page.locator("#surface canvas").last.bounding_box()
     # the middle of the plot: the circle's inner class is 1, so a 0 there is visible
     page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.45)
-    pg.page.wait_for_function(f"() => playground.state.config.data.points.length === {count + 1}")
+    # the config changes at once; the server's data (what the surface draws) follows
+    pg.wait_for(
+        f"playground.state.config.data.points.length === {count + 1} && "
+        f"playground.state.data.train.y.length + playground.state.data.test.y.length === {count + 1}"
+    )
     assert pg.point_count() == count + 1
     assert pg.config["data"]["name"] == "user"
     points = pg.config["data"]["points"]
@@ -116,6 +120,10 @@ def test_add_and_remove_point_by_clicking(playground, shots):
     page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.45)
     page.keyboard.up("Shift")
     pg.wait_for(f"playground.state.config.data.points.length === {count}")
+    pg.wait_for(
+        "playground.state.data.train.y.length + playground.state.data.test.y.length"
+        f" === {count}"
+    )
 
 
 def test_every_preset_loads_and_trains(playground, server_url, shots):
