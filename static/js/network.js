@@ -5,7 +5,7 @@
 // per layer (units −/+, activation).
 
 import { UNIT_LUT, SURFACE_LUT, weightColor } from "./palette.js";
-import { GridImage, LABEL_FONT } from "./plotarea.js";
+import { CANVAS_OPTIONS, GridImage, LABEL_FONT } from "./plotarea.js";
 import { superscript } from "./warp.js";
 
 export const FEATURE_LABELS = {
@@ -31,7 +31,7 @@ export class NetworkView {
     this.canvas = document.createElement("canvas");
     this.canvas.className = "network-canvas";
     container.appendChild(this.canvas);
-    this.context = this.canvas.getContext("2d");
+    this.context = this.canvas.getContext("2d", CANVAS_OPTIONS);
     this.controls = document.createElement("div");
     this.controls.className = "network-controls";
     container.appendChild(this.controls);

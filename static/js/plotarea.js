@@ -9,6 +9,13 @@ export const FONT_FAMILY = '"DejaVu Sans", system-ui, sans-serif';
 export const LABEL_FONT = `11px ${FONT_FAMILY}`;
 export const TITLE_FONT = `600 11px ${FONT_FAMILY}`;
 
+// The page's canvases are redrawn up to once per animation frame. Desynchronised (low-latency)
+// contexts hand their pixels to the compositor as they are drawn; a synchronised one is
+// rasterised again and copied while the main thread commits the frame, which in software
+// compositing (no GPU) cost about 4 ms of every animation frame here (docs/benchmarks.md).
+// The views never leave a canvas half drawn at the end of a task, so nothing tears.
+export const CANVAS_OPTIONS = { desynchronized: true };
+
 export class PlotArea {
   constructor(container, { margin = { left: 30, right: 6, top: 6, bottom: 20 }, layers = 1 } = {}) {
     this.container = container;
@@ -20,7 +27,7 @@ export class PlotArea {
       container.appendChild(canvas);
       this.canvases.push(canvas);
     }
-    this.contexts = this.canvases.map((c) => c.getContext("2d"));
+    this.contexts = this.canvases.map((c) => c.getContext("2d", CANVAS_OPTIONS));
     this.width = 0;
     this.height = 0;
     this.onResize = null;
