@@ -108,7 +108,8 @@ def test_add_and_remove_point_by_clicking(playground, shots):
     # the config changes at once; the server's data (what the surface draws) follows
     pg.wait_for(
         f"playground.state.config.data.points.length === {count + 1} && "
-        f"playground.state.data.train.y.length + playground.state.data.test.y.length === {count + 1}"
+        "playground.state.data.train.y.length + playground.state.data.test.y.length"
+        f" === {count + 1}"
     )
     assert pg.point_count() == count + 1
     assert pg.config["data"]["name"] == "user"

@@ -35,7 +35,9 @@ def test_shared_url_restores_the_configuration(playground, context, server_url, 
     page.check("input[data-feature='x1_x2']")
     pg.wait_for("playground.state.config.model.features.includes('x1_x2')")
     config = pg.config
-    pg.wait_for("location.hash.startsWith('#c=') && location.hash === playground.state.urlFragment()")
+    pg.wait_for(
+        "location.hash.startsWith('#c=') && location.hash === playground.state.urlFragment()"
+    )
     url = page.url
     fresh = Playground(context.new_page(), server_url)
     fresh.page.goto(url)
