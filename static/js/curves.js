@@ -121,15 +121,21 @@ class LinePlot {
       ctx.stroke();
       ctx.fillText(label(this.log ? 10 ** v : v), inner.left - 3, y);
     }
+    // the x axis's name sits at the right end of the tick labels' row (inside the plot it
+    // hid the curves' newest values); a tick label that would touch it is left out
+    const labelRow = inner.top + inner.height + 3;
+    const right = inner.left + inner.width;
+    const nameLeft = right - ctx.measureText(this.xLabel).width - 6;
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
     for (const v of ticks(area.xRange[0], area.xRange[1], Math.max(2, inner.width / 60))) {
-      ctx.fillText(label(v), area.px(v), inner.top + inner.height + 3);
+      const text = label(v);
+      const x = area.px(v);
+      if (x + ctx.measureText(text).width / 2 < nameLeft) ctx.fillText(text, x, labelRow);
     }
     ctx.textAlign = "right";
-    ctx.textBaseline = "bottom";
     ctx.fillStyle = "#8a949e";
-    ctx.fillText(this.xLabel, inner.left + inner.width - 3, inner.top + inner.height - 2);
+    ctx.fillText(this.xLabel, right, labelRow);
     ctx.strokeStyle = "#b9c1c9";
     ctx.strokeRect(inner.left + 0.5, inner.top + 0.5, inner.width - 1, inner.height - 1);
   }
