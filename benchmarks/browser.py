@@ -47,17 +47,9 @@ import httpx
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT))
+from tests.browser.chromium import ARGS, CHROMIUM  # noqa: E402  (the browser tests' set-up)
+
 TARGET_FPS, TARGET_TASK_MS, TARGET_FIRST_MS = 30.0, 50.0, 1500.0
 LOAD_WAIT_MS = 2500  # past the load: first frame ≤ 1.5 s, then the one-second load window
 

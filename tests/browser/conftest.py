@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+from tests.browser.chromium import ARGS, CHROMIUM
 
 
 @pytest.fixture(scope="session")
@@ -22,19 +21,7 @@ def browser_type_launch_args() -> dict:
     if not Path(CHROMIUM).exists():
         # the browser is part of the test set-up, not an optional extra: `make test` installs it
         pytest.fail(f"{CHROMIUM} is not installed: run `make chromium` (or `make test`)")
-    return {
-        "executable_path": CHROMIUM,
-        "args": [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ],
-    }
+    return {"executable_path": CHROMIUM, "args": ARGS}
 
 
 @pytest.fixture(scope="session")
