@@ -58,11 +58,14 @@ class Playground:
             ".map(([name, p]) => [name, Array.from(p.value)]))"
         )
 
+    # the points the server's data holds (what the surface draws), train and test
+    POINT_COUNT = (
+        "(playground.state.data"
+        " ? playground.state.data.train.y.length + playground.state.data.test.y.length : 0)"
+    )
+
     def point_count(self) -> int:
-        return self.js(
-            "playground.state.data"
-            " ? playground.state.data.train.y.length + playground.state.data.test.y.length : 0"
-        )
+        return self.js(self.POINT_COUNT)
 
     def text(self, selector: str) -> str:
         return self.page.text_content(selector) or ""

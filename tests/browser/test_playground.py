@@ -108,8 +108,7 @@ def test_add_and_remove_point_by_clicking(playground, shots):
     # the config changes at once; the server's data (what the surface draws) follows
     pg.wait_for(
         f"playground.state.config.data.points.length === {count + 1} && "
-        "playground.state.data.train.y.length + playground.state.data.test.y.length"
-        f" === {count + 1}"
+        f"{pg.POINT_COUNT} === {count + 1}"
     )
     assert pg.point_count() == count + 1
     assert pg.config["data"]["name"] == "user"
@@ -121,10 +120,7 @@ def test_add_and_remove_point_by_clicking(playground, shots):
     page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.45)
     page.keyboard.up("Shift")
     pg.wait_for(f"playground.state.config.data.points.length === {count}")
-    pg.wait_for(
-        "playground.state.data.train.y.length + playground.state.data.test.y.length"
-        f" === {count}"
-    )
+    pg.wait_for(f"{pg.POINT_COUNT} === {count}")
 
 
 def test_every_preset_loads_and_trains(playground, server_url, shots):
