@@ -21,6 +21,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app import encoding, stepping
+from app.limits import TokenBucket
 from app.protocol import parse_command, protocol_for
 from app.scheduler import Worker
 from app.session import CommandError, Session
@@ -28,6 +29,7 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 _BURST_S = 0.1  # a session may catch up on at most this much missed training time
+_LONGEST_ACK = 256  # {"type": "ready"} with the longest id fits in far fewer characters
 
 
 class Connection:
@@ -72,6 +74,8 @@ class Connection:
     # ----- commands -----------------------------------------------------------------------
     async def _receive(self) -> None:
         limit = self.settings.max_message_bytes
+        # every message but `ready` spends a token: acks come once per frame, and are free
+        bucket = TokenBucket(self.settings.command_rate, self.settings.command_burst)
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -89,16 +93,38 @@ class Connection:
                     field="message", limit=limit,
                 )
                 continue
-            command = parse_command(self.protocol, text)
+            command = None
+            if len(text) <= _LONGEST_ACK:  # acks are free: find them before the bucket
+                command = parse_command(self.protocol, text, self.settings.max_json_depth)
+                if getattr(command, "type", None) == "ready":
+                    self.ready = True
+                    self.wake.set()
+                    continue
+            if not bucket.take():  # a flood is refused before its messages are parsed
+                await self._refuse_rate(command)
+                continue
+            if command is None:
+                command = parse_command(self.protocol, text, self.settings.max_json_depth)
             if isinstance(command, self.protocol.Error):
                 await self.send_json(command.model_dump())
                 continue
-            if command.type == "ready":
-                self.ready = True
-                self.wake.set()
-                continue
             await self._execute(command)
             self.wake.set()
+
+    async def _refuse_rate(self, command: Any | None) -> None:
+        settings = self.settings
+        if command is None:  # a long message, refused unread
+            message_id, kind = None, None
+        elif isinstance(command, self.protocol.Error):
+            message_id, kind = command.id, command.command
+        else:
+            message_id, kind = command.id, command.type
+        await self.send_error(
+            "rate_limited",
+            f"too many commands: at most {settings.command_rate:g} per second "
+            f"(bursts of {settings.command_burst}); this one was not carried out",
+            id=message_id, command=kind, field="command_rate", limit=settings.command_rate,
+        )
 
     async def _execute(self, command: Any) -> None:
         kind = command.type

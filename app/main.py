@@ -12,8 +12,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from app.routes import api, pages, ws
+from app.limits import AddressCounter
+from app.routes import api, docs, pages, ws
 from app.scheduler import LoopMonitor, Registry, Worker
+from app.security import SecurityHeaders
 from app.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,17 +34,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitor.cancel()
         app.state.worker.close()
 
-    app = FastAPI(title="Backprop Lab", version="0.1.0", lifespan=lifespan)
+    # /docs is our own page on vendored Swagger UI (app/routes/docs.py); no ReDoc (a CDN)
+    app = FastAPI(title="Backprop Lab", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.add_middleware(SecurityHeaders)
     if settings is not get_settings():
         app.dependency_overrides[get_settings] = lambda: settings
     app.state.settings = settings
     app.state.worker = Worker(settings.worker_threads)
     app.state.registry = Registry()
     app.state.loop_monitor = LoopMonitor()
+    app.state.addresses = AddressCounter()
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.include_router(api.router)
     app.include_router(ws.router)
     app.include_router(pages.router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
     return app
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
+from app.limits import too_deep
 from app.settings import Settings
 from engine.datasets import DATASETS, MAX_CLASSES
 from engine.spec import ACTIVATIONS, FEATURES, INITS, LOSSES, OPTIMIZERS
@@ -306,7 +307,7 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         command: str | None = None
         code: Literal[
             "bad_json", "unknown_command", "invalid", "too_large", "binary_not_accepted",
-            "rejected", "diverged", "too_many_sessions", "internal",
+            "rejected", "diverged", "too_many_sessions", "internal", "too_deep", "rate_limited",
         ]
         field: str | None = Field(None, description="dotted path of the offending field")
         limit: JsonValue = Field(None, description="the limit the value broke, if any")
@@ -469,8 +470,17 @@ def describe(error: ValidationError, strip: int = 0) -> dict[str, Any]:
     return {"field": field, "limit": limit, "message": f"{field}: {text}" if field else text}
 
 
-def parse_command(protocol: SimpleNamespace, text: str) -> Any:
-    """A client command, or an ``Error`` naming what is wrong with the message."""
+def parse_command(protocol: SimpleNamespace, text: str, max_depth: int = 32) -> Any:
+    """A client command, or an ``Error`` naming what is wrong with the message.
+
+    The nesting is checked before any parser runs: no command nests deeper than a few
+    levels, and a parser that recurses per level must never meet 100,000 of them."""
+    if too_deep(text, max_depth):
+        return protocol.Error(
+            code="too_deep", field="message", limit=max_depth,
+            message=f"message: brackets nest more than {max_depth} deep "
+            f"(the limit is {max_depth} levels)",
+        )
     try:
         return protocol.client.validate_json(text)
     except ValidationError as error:
@@ -514,7 +524,7 @@ def _peek(text: str) -> tuple[str | None, Any]:
 
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # parse_command checks the depth first; belt and braces
         return None, None
     if not isinstance(raw, dict):
         return None, None

@@ -8,10 +8,12 @@ a ``Settings`` to ``create_app``.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -36,6 +38,29 @@ class Settings(BaseSettings):
     history_length: int = Field(1000, ge=1, description="loss history points kept per frame")
     # defaults of a new session
     default_speed: float = Field(500.0, gt=0, description="training steps per second")
+    # ----- hostile input (issue 10): who may connect, how fast, how deep ---------------------
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins (scheme://host[:port]) besides the app's own whose pages may open "
+        "a WebSocket; comma-separated or a JSON list; '*' allows any",
+    )
+    max_json_depth: int = Field(32, ge=4, le=1000, description="nesting of brackets per message")
+    command_rate: float = Field(30.0, gt=0, description="commands per second, sustained")
+    command_burst: int = Field(100, ge=1, description="commands a session may send at once")
+    max_sessions_per_address: int = Field(
+        60, ge=1, description="open sessions per client address (a class behind one NAT)"
+    )
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        # the environment gives a string: a JSON list or comma-separated origins
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
 
 @lru_cache

@@ -5,31 +5,53 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, WebSocket
+from starlette.websockets import WebSocketState
 
 from app.connection import Connection
 from app.protocol import protocol_for
+from app.security import admit_websocket, refuse
 from app.settings import Settings, get_settings
 
 router = APIRouter()
+TRY_AGAIN_LATER = 1013  # RFC 6455 close code: the server is overloaded for now
 
 
 @router.websocket("/ws/session")
 async def session_socket(
     websocket: WebSocket, settings: Annotated[Settings, Depends(get_settings)]
 ) -> None:
-    await websocket.accept()
+    if not await admit_websocket(websocket, settings):
+        return
     state = websocket.app.state
-    session = await state.registry.open(state.worker, settings)
-    if session is None:
-        error = protocol_for(settings).Error(
-            code="too_many_sessions", field="max_sessions", limit=settings.max_sessions,
-            message=f"this server holds at most {settings.max_sessions} sessions; "
-            "try again in a moment",
-        )
-        await websocket.send_json(error.model_dump())
-        await websocket.close(code=1013)
+    address = websocket.client.host if websocket.client else "unknown"
+    if not state.addresses.acquire(address, settings.max_sessions_per_address):
+        limit = settings.max_sessions_per_address
+        await _refuse_session(websocket, settings, "max_sessions_per_address", limit,
+                              f"this address holds {limit} sessions already, the most one "
+                              "address may open")
         return
     try:
-        await Connection(websocket, session, state.worker, settings).run()
+        await websocket.accept()
+        session = await state.registry.open(state.worker, settings)
+        if session is None:
+            await _refuse_session(websocket, settings, "max_sessions", settings.max_sessions,
+                                  f"this server holds at most {settings.max_sessions} "
+                                  "sessions; try again in a moment")
+            return
+        try:
+            await Connection(websocket, session, state.worker, settings).run()
+        finally:
+            state.registry.close(session.id)
     finally:
-        state.registry.close(session.id)
+        state.addresses.release(address)
+
+
+async def _refuse_session(websocket: WebSocket, settings: Settings, field: str, limit: int,
+                          message: str) -> None:
+    """The error as a message (the page shows it), then the close with its reason."""
+    error = protocol_for(settings).Error(code="too_many_sessions", field=field, limit=limit,
+                                         message=message)
+    if websocket.client_state == WebSocketState.CONNECTING:
+        await websocket.accept()
+    await websocket.send_json(error.model_dump())
+    await refuse(websocket, TRY_AGAIN_LATER, message)
