@@ -157,6 +157,9 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         weights: dict[str, JsonValue] | None = Field(
             None, description="restore these weights (from `export`) instead of initialising"
         )
+        step: int | None = Field(None, ge=0, le=2**53, description="restore the step counter")
+        epoch: float | None = Field(None, ge=0.0, le=1e12,
+                                    description="restore the passes over the training set")
         play: bool | None = None
 
     class PatchSet(Command):

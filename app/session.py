@@ -147,6 +147,8 @@ class Session:
             except (ValueError, TypeError) as error:
                 raise CommandError(f"weights: {error}".replace("weights: weights:", "weights:"),
                                    field="weights") from None
+        if command.step is not None:  # a reconnecting page restores how far it had trained
+            trainer.restore_counters(command.step, command.epoch or 0.0)
         self.trainer = trainer
         if command.view is not None:
             self.view = command.view.model_dump()

@@ -60,6 +60,18 @@ class Trainer:
     def epochs(self) -> float:
         return self._epochs_done + self._position / self._train_size
 
+    def restore_counters(self, steps: int, epochs: float) -> None:
+        """Carry a run's counters over to this trainer (a page that reconnects restores its
+        weights and how far it had trained). The pass goes on from the first example at or
+        past the fraction reached, so that ``epochs`` never goes back."""
+        whole = int(epochs)
+        position = math.ceil((epochs - whole) * self._train_size - 1e-9)
+        if position >= self._train_size:
+            whole, position = whole + 1, 0
+        self.steps = int(steps)
+        self._epochs_done = whole
+        self._position = max(0, position)
+
     @property
     def uses_fast_path(self) -> bool:
         return self.fastpath is not None

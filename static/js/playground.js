@@ -145,7 +145,12 @@ async function hello(message) {
     // a new connection (maybe another server process): restore what this tab holds
     const command = { type: "configure", config: state.config, play: state.playing };
     const weights = state.weightsAsLists();
-    if (weights) command.weights = weights;
+    if (weights) {
+      command.weights = weights;
+      // and how far it had trained: the curves and the step counter carry on
+      command.step = state.step;
+      command.epoch = state.epoch;
+    }
     if (state.speed) command.speed = state.speed;
     if (state.view) command.view = state.view;
     socket.send(command);

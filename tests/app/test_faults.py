@@ -267,3 +267,20 @@ def test_memory_stays_bounded_across_a_thousand_sessions(server):
     # a session holds its data, model and views: 1,000 leaked ones would be far more
     assert after - before < 24 * 1024, (before, after)
     new_session_trains(server)
+
+
+def test_a_run_restored_elsewhere_carries_on_where_it_was(connect):
+    """What a reconnecting page sends after a restart: its config, weights and counters
+    (the browser side: tests/browser/test_restart.py)."""
+    with connect() as first:
+        first.command("step", count=240)
+        held = first.command("export")
+    with connect() as second:
+        state = second.command("configure", config=held["config"], weights=held["weights"],
+                               step=held["step"], epoch=held["epoch"])
+        assert state["step"] == 240
+        assert held["epoch"] <= state["epoch"] < held["epoch"] + 1 / 250  # 250 training points
+        restored = second.command("export")
+        assert restored["weights"] == held["weights"]
+        assert second.frame()["step"] == 240
+        assert second.command("step", count=2)["step"] == 242
