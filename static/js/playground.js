@@ -30,7 +30,9 @@ let autoPlayId = null; // that play command, until the server's reply
 // ----- the socket -------------------------------------------------------------------------
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/session`;
 const socket = new SessionSocket(wsUrl, {
-  onClose: (delay) => showBanner(`Connection lost — reconnecting in ${(delay / 1000).toFixed(1)} s; your network and weights will be restored.`),
+  onClose: (delay, attempt, reason) => showBanner(reason
+    ? `The server refused the connection: ${reason}. Trying again in ${(delay / 1000).toFixed(1)} s.`
+    : `Connection lost — reconnecting in ${(delay / 1000).toFixed(1)} s; your network and weights will be restored.`),
   on_hello: (message) => hello(message),
   on_state: (message) => accepted(message),
   on_error: (message) => rejected(message),

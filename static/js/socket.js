@@ -45,13 +45,14 @@ export class SessionSocket {
       this.handlers.onOpen && this.handlers.onOpen();
     });
     socket.addEventListener("message", (event) => this.receive(event.data));
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       if (this.socket !== socket) return;
       this.connected = false;
       if (this.closedByUs) return;
       this.attempt += 1;
       const delay = Math.min(5000, 250 * 2 ** Math.min(this.attempt - 1, 5));
-      this.handlers.onClose && this.handlers.onClose(delay, this.attempt);
+      // a refusal (server full, origin not allowed) says why in the close frame's reason
+      this.handlers.onClose && this.handlers.onClose(delay, this.attempt, event.reason || "");
       this.timer = setTimeout(() => this.connect(), delay);
     });
     socket.addEventListener("error", () => {});

@@ -1,8 +1,9 @@
-"""The server restarts while a page trains: the page says it lost the connection, retries,
-and restores its run on the new process from what it holds (config, weights, step).
+"""The page when the server fails it: a restart while it trains (the page says it lost the
+connection, retries, and restores its run on the new process from what it holds: config,
+weights, step), and a refusal (the page shows the server's reason and gets in later).
 
-A dedicated uvicorn is killed (SIGKILL, as a crash would) and started again on the same
-port; the shared server of the other browser tests is never touched.
+Each test has a dedicated uvicorn, killed (SIGKILL, as a crash would) and started again on
+the same port; the shared server of the other browser tests is never touched.
 """
 
 from __future__ import annotations
@@ -84,3 +85,27 @@ def test_the_page_restores_its_run_after_a_server_restart(page, restartable, sho
     shots(page, "restored")
     unexpected = [text for text in errors if "ERR_CONNECTION_REFUSED" not in text]
     assert unexpected == []
+
+
+def test_a_refused_page_says_why_and_gets_in_when_a_place_frees(page, tmp_path, shots):
+    from websockets.sync.client import connect
+
+    server = Uvicorn(tmp_path / "server.log", max_sessions_per_address=1).start()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    try:
+        with connect(server.url.replace("http://", "ws://") + "/ws/session") as other:
+            assert json.loads(other.recv(timeout=20))["type"] == "hello"
+            page.goto(server.url + "/")
+            pg = Playground(page, server.url)
+            pg.wait_for("!document.getElementById('banner').hidden")
+            banner = pg.text("#banner")
+            assert "refused" in banner and "1 sessions already" in banner, banner
+            shots(page, "refused")
+        # the other session closed: the page's next try gets in and trains
+        pg.wait_for("document.getElementById('banner').hidden", timeout=30_000)
+        pg.wait_frames(2)
+        pg.wait_for("playground.state.step > 0", timeout=30_000)
+    finally:
+        server.stop()
+    assert errors == []
