@@ -13,10 +13,11 @@ inline script, no other origin at all), ``X-Content-Type-Options: nosniff`` and 
 
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.settings import Settings
 
@@ -86,7 +87,8 @@ async def admit_websocket(websocket: WebSocket, settings: Settings) -> bool:
     reason = origin_refusal(websocket, settings)
     if reason is None:
         return True
-    await refuse(websocket, POLICY_VIOLATION, reason)
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client may be gone
+        await refuse(websocket, POLICY_VIOLATION, reason)
     return False
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, WebSocket
-from starlette.websockets import WebSocketState
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.connection import Connection
 from app.protocol import protocol_for
@@ -27,8 +28,8 @@ async def session_socket(
     if not state.addresses.acquire(address, settings.max_sessions_per_address):
         limit = settings.max_sessions_per_address
         await _refuse_session(websocket, settings, "max_sessions_per_address", limit,
-                              f"this address holds {limit} sessions already, the most one "
-                              "address may open")
+                              "this address already holds the most sessions one address "
+                              f"may open ({limit})")
         return
     try:
         await websocket.accept()
@@ -53,5 +54,6 @@ async def _refuse_session(websocket: WebSocket, settings: Settings, field: str, 
                                          message=message)
     if websocket.client_state == WebSocketState.CONNECTING:
         await websocket.accept()
-    await websocket.send_json(error.model_dump())
-    await refuse(websocket, TRY_AGAIN_LATER, message)
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client may be gone
+        await websocket.send_json(error.model_dump())
+        await refuse(websocket, TRY_AGAIN_LATER, message)
