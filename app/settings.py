@@ -45,8 +45,9 @@ class Settings(BaseSettings):
         "a WebSocket; comma-separated or a JSON list; '*' allows any",
     )
     max_json_depth: int = Field(32, ge=4, le=1000, description="nesting of brackets per message")
-    command_rate: float = Field(30.0, gt=0, description="commands per second, sustained")
-    command_burst: int = Field(100, ge=1, description="commands a session may send at once")
+    # a held arrow key repeats up to ~30-50 times a second; a script sends thousands
+    command_rate: float = Field(50.0, gt=0, description="commands per second, sustained")
+    command_burst: int = Field(200, ge=1, description="commands a session may send at once")
     max_sessions_per_address: int = Field(
         60, ge=1, description="open sessions per client address (a class behind one NAT)"
     )

@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def settings():
     from app.settings import Settings
 
-    return Settings(max_sessions=8)
+    # a test drives its session at machine speed, as a script would: the command rate limit
+    # has tests of its own (tests/app/test_security.py), with the default limit
+    return Settings(max_sessions=8, command_rate=1e6, command_burst=1_000_000)
 
 
 @pytest.fixture

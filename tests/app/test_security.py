@@ -23,6 +23,7 @@ from app.settings import Settings
 
 
 def _test_client(**overrides) -> TestClient:
+    """An app with the default limits (the shared `client` fixture lifts the rate limit)."""
     return TestClient(create_app(Settings(max_sessions=8, **overrides)))
 
 
@@ -188,8 +189,10 @@ def test_token_bucket_allows_a_burst_then_the_sustained_rate():
     assert sum(bucket.take() for _ in range(150)) == 100
 
 
-def test_a_flood_of_commands_is_refused_beyond_the_rate_and_the_session_goes_on(connect):
-    with connect() as session:
+def test_a_flood_of_commands_is_refused_beyond_the_rate_and_the_session_goes_on(session_on):
+    defaults = Settings()
+    rate, burst = defaults.command_rate, defaults.command_burst
+    with _test_client() as client, session_on(client) as session:
         count = 1000
         started = time.monotonic()
         for index in range(count):
@@ -200,11 +203,11 @@ def test_a_flood_of_commands_is_refused_beyond_the_rate_and_the_session_goes_on(
         refused = [reply for reply in replies if reply["type"] == "error"]
         assert len(carried) + len(refused) == count
         assert {reply["code"] for reply in refused} == {"rate_limited"}
-        assert len(carried) >= 100  # the burst
-        assert len(carried) <= 100 + 30 * (elapsed + 1)
+        assert len(carried) >= burst
+        assert len(carried) <= burst + rate * (elapsed + 1)
         first = refused[0]
-        assert first["command"] == "pause" and first["limit"] == 30
-        assert "30 per second" in first["message"]
+        assert first["command"] == "pause" and first["limit"] == rate
+        assert f"{rate:g} per second" in first["message"]
         # acks are never limited: the session still sends frames
         assert session.frame()["type"] == "frame"
         # and once the bucket refills, commands are carried out again
