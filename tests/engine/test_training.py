@@ -70,6 +70,23 @@ def test_steps_and_fractional_epochs():
     assert trainer.epochs == pytest.approx(3.0) and trainer.steps == 75
 
 
+
+def test_restored_counters_carry_on_and_never_go_back():
+    trained = Trainer(config())  # 250 training points, batches of 10
+    for _ in range(33):
+        trained.step()
+    restored = Trainer(config())
+    restored.restore_counters(trained.steps, trained.epochs)
+    assert restored.steps == 33 and restored.epochs == pytest.approx(trained.epochs)
+    restored.epoch()  # the pass goes on from where the old one was, and ends
+    assert restored.epochs == pytest.approx(2.0) and restored.steps == 33 + 17
+    # a fraction between two examples moves on to the next one: epochs never go back
+    restored.restore_counters(7, 3.0041)
+    assert 3.0041 <= restored.epochs <= 3.0041 + 1 / 250
+    restored.restore_counters(7, 3.9999)  # past the last example: the next pass
+    assert restored.epochs == 4.0 and restored.steps == 7
+
+
 def test_each_epoch_visits_every_training_example_once_in_a_new_order():
     trainer = Trainer(config(training=TrainingSpec(batch_size=40)))  # 6 × 40 + 10
     seen = record_batches(trainer)
