@@ -16,15 +16,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -32,7 +26,7 @@ from hypothesis import strategies as st
 from app.encoding import unpack
 from app.protocol import json_schema, protocol_for
 from app.settings import Settings
-from tests.conftest import ROOT, free_port
+from tests.servers import Uvicorn
 
 # small limits: the cost of a valid command stays a few milliseconds (points, grids and
 # warps no smaller than the default session's, which a new session starts with)
@@ -173,38 +167,13 @@ def near_valid_texts(draw) -> str:
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory) -> Iterator[str]:
     """uvicorn with the small limits above (from the environment, as a deployment sets them)."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    env.update({f"BACKPROP_LAB_{name.upper()}": str(value) for name, value in LIMITS.items()})
-    log_path = tmp_path_factory.mktemp("fuzz") / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
-            yield url
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    server = Uvicorn(tmp_path_factory.mktemp("fuzz") / "server.log", **LIMITS).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
     # a session that ended with an exception is logged; none may have
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()
+    assert "Traceback" not in server.log(), server.log()
 
 
 class LiveSession:
