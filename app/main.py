@@ -12,9 +12,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from app.routes import api, pages, ws
+from app.browser import BrowserCookie
+from app.routes import api, jobs, pages, ws
 from app.scheduler import LoopMonitor, Registry, Worker
 from app.settings import Settings, get_settings
+from jobs.cluster import JobManager
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         monitor.cancel()
         app.state.worker.close()
+        await app.state.jobs.close()  # the embedded Dask cluster, if a job started it
 
     app = FastAPI(title="Backprop Lab", version="0.1.0", lifespan=lifespan)
     if settings is not get_settings():
@@ -39,10 +42,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.worker = Worker(settings.worker_threads)
     app.state.registry = Registry()
     app.state.loop_monitor = LoopMonitor()
+    # heavy jobs (issue 9): the Dask cluster is started or reached by the first job
+    app.state.jobs = JobManager(
+        scheduler=settings.scheduler, local_workers=settings.local_workers,
+        time_limit_s=settings.job_time_limit_s, connect_timeout_s=settings.scheduler_timeout_s,
+        kept_per_owner=settings.jobs_kept_per_browser,
+    )
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.include_router(api.router)
     app.include_router(ws.router)
     app.include_router(pages.router)
+    app.include_router(jobs.router)
+    app.add_middleware(BrowserCookie)  # the browser id jobs belong to (app/browser.py)
     app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
     return app
 

@@ -1,0 +1,164 @@
+"""REST and WebSocket for heavy jobs (docs/jobs.md): submit, follow, cancel, download.
+
+Thin: a route validates (``jobs.specs``), checks this server's limits, and hands the job
+to ``jobs.cluster.JobManager``; a job exists only for the browser that submitted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, WebSocket
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.websockets import WebSocketDisconnect
+
+from app.browser import browser_id
+from app.reports import REPORT_CSP, build_report
+from app.settings import Settings, get_settings
+from jobs.cluster import Job, JobManager, Unavailable
+from jobs.specs import parse_spec, size_of
+
+router = APIRouter()
+Browser = Annotated[str, Depends(browser_id)]
+NOT_FOUND = "no such job for this browser"
+CLOSE_NOT_FOUND = 4404  # WebSocket close code: the job does not exist for this browser
+
+
+class JobList(BaseModel):
+    jobs: list[dict[str, Any]]
+    available: bool
+    reason: str | None
+
+
+def _manager(request: Request) -> JobManager:
+    return request.app.state.jobs
+
+
+Manager = Annotated[JobManager, Depends(_manager)]
+
+
+def _job(manager: JobManager, job_id: str, browser: str) -> Job:
+    job = manager.get(job_id, browser)
+    if job is None:
+        raise HTTPException(404, NOT_FOUND)
+    return job
+
+
+def _check_limits(spec: Any, settings: Settings) -> None:
+    """422 naming the first size over this server's limit for the kind."""
+    for size, value in size_of(spec).items():
+        limit = settings.job_limit(spec.kind, size)
+        if limit is not None and value > limit[1]:
+            name, bound = limit
+            raise HTTPException(422, {
+                "field": size, "limit": bound, "setting": name, "value": value,
+                "message": f"{size} = {value:g} is over this server's limit of {bound:g} for "
+                f"{spec.kind} jobs (setting BACKPROP_LAB_{name.upper()})",
+            })
+
+
+@router.post("/api/jobs", status_code=202)
+async def submit(
+    body: Annotated[dict[str, Any], Body()], manager: Manager, browser: Browser,
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> dict[str, Any]:
+    """Queue a job: 202 with the job, 422 (field or limit), 429 (too many), 503 (no cluster)."""
+    try:
+        # a landscape's spec builds the session's network to check it: off the event loop
+        spec = await run_in_threadpool(parse_spec, body)
+    except ValidationError as error:
+        detail = [{**item, "loc": ["body", *item["loc"]]}
+                  for item in error.errors(include_url=False, include_context=False,
+                                           include_input=False)]
+        raise HTTPException(422, detail) from None
+    await run_in_threadpool(_check_limits, spec, settings)
+    if manager.active_count(browser) >= settings.jobs_per_browser:
+        raise HTTPException(429, f"this browser already has {settings.jobs_per_browser} jobs "
+                            "queued or running (setting BACKPROP_LAB_JOBS_PER_BROWSER); wait "
+                            "for one to finish or cancel one")
+    try:
+        job = await manager.submit(spec, browser)
+    except Unavailable as error:
+        raise HTTPException(503, str(error)) from None
+    return job.public()
+
+
+@router.get("/api/jobs")
+async def list_jobs(manager: Manager, browser: Browser) -> JobList:
+    """This browser's jobs (newest first, without results) and whether jobs can run."""
+    available, reason = await manager.status()
+    return JobList(jobs=[job.public(with_result=False) for job in manager.of(browser)],
+                   available=available, reason=reason)
+
+
+@router.get("/api/jobs/{job_id}")
+def get_job(job_id: str, manager: Manager, browser: Browser) -> dict[str, Any]:
+    return _job(manager, job_id, browser).public()
+
+
+@router.delete("/api/jobs/{job_id}")
+async def cancel_job(job_id: str, manager: Manager, browser: Browser) -> dict[str, Any]:
+    """Cancel: answers once the job stopped (within about a second)."""
+    return (await manager.cancel(_job(manager, job_id, browser))).public()
+
+
+@router.get("/api/jobs/{job_id}/result.json")
+def download_result(job_id: str, manager: Manager, browser: Browser) -> JSONResponse:
+    job = _job(manager, job_id, browser)
+    name = f"backprop-lab-{job.kind}-{job.id[:8]}.json"
+    return JSONResponse(job.public(),
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/api/jobs/{job_id}/report", response_class=HTMLResponse)
+async def report(job_id: str, manager: Manager, browser: Browser) -> HTMLResponse:
+    """The self-contained HTML report of a finished job (plotly.js inlined)."""
+    job = _job(manager, job_id, browser)
+    if job.state != "done":
+        raise HTTPException(409, f"the job has no result to report (it is {job.state})")
+    page = await run_in_threadpool(build_report, job.public())
+    name = f"backprop-lab-{job.kind}-{job.id[:8]}.html"
+    # inline script and style: this page gets its own policy, sandboxed, fetching nothing
+    return HTMLResponse(page, headers={"Content-Security-Policy": REPORT_CSP,
+                                       "Content-Disposition": f'inline; filename="{name}"'})
+
+
+@router.websocket("/ws/jobs/{job_id}")
+async def job_socket(websocket: WebSocket, job_id: str) -> None:
+    """The job, its progress as it happens, then the job with its result; then closes."""
+    manager: JobManager = websocket.app.state.jobs
+    job = manager.get(job_id, browser_id(websocket))
+    if job is None:
+        await websocket.close(code=CLOSE_NOT_FOUND, reason=NOT_FOUND)
+        return
+    await websocket.accept()
+    queue = manager.listen(job)
+    # the client says nothing; reading notices when it goes away before the job ends
+    gone = asyncio.ensure_future(_until_disconnect(websocket))
+    try:
+        await websocket.send_json({"type": "job", "job": job.public(with_result=False)})
+        while True:
+            message = asyncio.ensure_future(queue.get())
+            await asyncio.wait({message, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not message.done():
+                message.cancel()
+                return
+            await websocket.send_json(message.result())
+            if message.result()["type"] == "result":
+                break
+        await websocket.close()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        gone.cancel()
+        manager.unlisten(job, queue)
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
