@@ -29,6 +29,7 @@ MAX_PATH = 1000
 # the Hessian is formed entry by entry (one HVP per parameter) only up to this size
 EXACT_HESSIAN_PARAMETERS = 400
 DIGITS_TOTAL = 10000  # digits shipped in jobs/data/digits.npz
+DIGITS_TEST = 2000  # the last 2,000 are the test set; training takes a prefix of the rest
 # 2-D classification sets a sweep can use (the regression sets and user points are not)
 SWEEP_DATASETS = tuple(
     name for name, info in DATASETS.items() if info.task != "regression" and name != "user"
@@ -53,7 +54,7 @@ class DigitsSpec(_Spec):
     learning_rate: float = Field(0.1, gt=0.0, le=10.0, description="plain SGD step size")
     batch_size: int = Field(32, ge=1, le=1000)
     train_size: int = Field(
-        8000, ge=100, le=DIGITS_TOTAL - 1000, description="the rest are test digits"
+        8000, ge=100, le=DIGITS_TOTAL - DIGITS_TEST, description="training digits (2,000 test)"
     )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     map_points: int = Field(500, ge=10, le=2000, description="test digits shown on the maps")

@@ -42,7 +42,7 @@ def tensors_of(
 
 
 def as_tensor(array: np.ndarray, device: str, dtype: torch.dtype) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
+    return torch.tensor(np.ascontiguousarray(array), dtype=dtype, device=device)  # a copy
 
 
 def softplus(a: torch.Tensor) -> torch.Tensor:
@@ -66,7 +66,7 @@ def _activate(kind: str, a: torch.Tensor, slope: Any, pieces: int) -> torch.Tens
     if kind == "abs":
         return torch.abs(a)
     if kind == "maxout":
-        return a.reshape(a.shape[0], a.shape[1] // pieces, pieces).amax(dim=-1)
+        return a.reshape(a.shape[:-1] + (a.shape[-1] // pieces, pieces)).amax(dim=-1)
     if kind == "linear":
         return a
     if kind == "rbf":
@@ -75,64 +75,82 @@ def _activate(kind: str, a: torch.Tensor, slope: Any, pieces: int) -> torch.Tens
 
 
 def forward(spec: ModelSpec, params: Sequence[torch.Tensor], features: torch.Tensor) -> list:
-    """Every hidden layer's activation h, then the output pre-activations z."""
+    """Every hidden layer's activation h, then the output pre-activations z.
+
+    Parameters may carry leading batch dimensions (B, …): then the same features go
+    through B nets at once and every result has the batch dimensions in front (how the
+    landscape evaluates a row of points in one pass).
+    """
     h = features
     index = 0
     layers = []
     for layer in spec.layers:
         weights, bias = params[index], params[index + 1]
         index += 2
-        slope = None
+        slope: Any = None
         if layer.activation == "prelu":
-            slope = params[index]
+            slope = params[index].unsqueeze(-2)
             index += 1
         elif layer.activation == "leaky_relu":
             slope = layer.slope
         if layer.activation == "rbf":
-            widths = params[index]
+            widths = params[index].unsqueeze(-2)
             index += 1
-            diff = h.unsqueeze(2) - weights.unsqueeze(0)
-            a = bias - (diff * diff).sum(dim=1) / (widths * widths)
-        else:
+            diff = h.unsqueeze(-1) - weights.unsqueeze(-3)  # (…, n, fan_in, units)
+            a = bias.unsqueeze(-2) - (diff * diff).sum(dim=-2) / (widths * widths)
+        elif weights.dim() == 2 and h.dim() == 2:
             a = torch.addmm(bias, h, weights)
+        else:
+            a = torch.matmul(h, weights) + bias.unsqueeze(-2)
         h = _activate(layer.activation, a, slope, layer.pieces)
         layers.append(h)
     weights, bias = params[index], params[index + 1]
-    layers.append(torch.addmm(bias, h, weights))
+    if weights.dim() == 2 and h.dim() == 2:
+        layers.append(torch.addmm(bias, h, weights))
+    else:
+        layers.append(torch.matmul(h, weights) + bias.unsqueeze(-2))
     return layers
 
 
+def _total(per_entry: torch.Tensor) -> torch.Tensor:
+    """Sum over the last two dimensions (examples, outputs), keeping batch dimensions."""
+    return per_entry.sum(dim=(-2, -1))
+
+
 def loss(spec: ModelSpec, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The output's negative log-likelihood, a mean over the minibatch (as ``output_loss``)."""
+    """The output's negative log-likelihood, a mean over the minibatch (as ``output_loss``);
+    one value per net when ``z`` has batch dimensions in front of (examples, outputs)."""
     output = spec.output
-    n = z.shape[0]
+    n = z.shape[-2]
     if output.loss == "softmax":
-        return TF.cross_entropy(z, y.long(), reduction="mean")
+        log_p = torch.log_softmax(z, dim=-1)
+        labels = y.long().reshape(-1, 1).expand(z.shape[:-1] + (1,))
+        return -_total(torch.gather(log_p, -1, labels)) / n
     target = y.reshape(-1, 1)
     if output.loss == "bernoulli":
-        return (softplus(z) - target * z).sum() / n
+        return _total(softplus(z) - target * z) / n
     if output.loss == "squared":
         diff = z - target
-        return 0.5 * (diff * diff).sum() / n
+        return 0.5 * _total(diff * diff) / n
     if output.loss == "absolute":
-        return torch.abs(z - target).sum() / n
+        return _total(torch.abs(z - target)) / n
     if output.loss == "gaussian":
         beta = output.precision
         diff = target - z
         constant = -0.5 * math.log(beta) + _HALF_LOG_TWO_PI
-        return (0.5 * beta * diff * diff + constant).sum() / n
+        return _total(0.5 * beta * diff * diff + constant) / n
     if output.loss == "gaussian_learned":
-        precision = softplus(z[:, 1:2])
-        diff = target - z[:, 0:1]
+        precision = softplus(z[..., 1:2])
+        diff = target - z[..., 0:1]
         per = 0.5 * precision * diff * diff - 0.5 * torch.log(precision) + _HALF_LOG_TWO_PI
-        return per.sum() / n
+        return _total(per) / n
     if output.loss == "mixture":
         k = output.components
-        log_weights = torch.log_softmax(z[:, :k], dim=1)
-        precision = softplus(z[:, 2 * k : 3 * k])
-        diff = target - z[:, k : 2 * k]
+        log_weights = torch.log_softmax(z[..., :k], dim=-1)
+        precision = softplus(z[..., 2 * k : 3 * k])
+        diff = target - z[..., k : 2 * k]
         log_density = 0.5 * torch.log(precision) - _HALF_LOG_TWO_PI - 0.5 * precision * diff * diff
-        return -torch.logsumexp(log_weights + log_density, dim=1).sum() / n
+        return -torch.logsumexp(log_weights + log_density, dim=-1).sum(dim=-1) / n
     raise ValueError(f"the torch backend has no {output.loss!r} output")
 
 
@@ -161,9 +179,9 @@ def cost(
         for index in weight_indices(spec):
             weights = params[index]
             if l2:
-                total = total + (0.5 * l2) * (weights * weights).sum()
+                total = total + (0.5 * l2) * _total(weights * weights)
             if l1:
-                total = total + l1 * torch.abs(weights).sum()
+                total = total + l1 * _total(torch.abs(weights))
     return total
 
 

@@ -39,9 +39,9 @@ def finite(value: Any) -> Any:
 
 
 def _registry() -> dict[str, JobKind]:
-    from jobs.kinds import sweep
+    from jobs.kinds import digits, landscape, spectrum, sweep
 
-    return {kind.name: kind for kind in (sweep.KIND,)}
+    return {kind.name: kind for kind in (digits.KIND, sweep.KIND, landscape.KIND, spectrum.KIND)}
 
 
 KINDS: dict[str, JobKind] = _registry()
