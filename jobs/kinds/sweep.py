@@ -54,10 +54,9 @@ def train_numpy(config: Config, steps: int, ctx: Context, piece: dict | None = N
     losses: list[float] = []
     diverged = None
     for step in range(steps):
-        if step % every == 0:
-            ctx.check()
-            if losses:
-                _report(ctx, step, steps, losses[-1], piece)
+        ctx.check()  # every step: the dispatcher makes this cheap (a cached flag)
+        if step % every == 0 and losses:
+            _report(ctx, step, steps, losses[-1], piece)
         try:
             losses.append(trainer.step())
         except DivergenceError as error:
@@ -95,10 +94,9 @@ def train_torch(config: Config, steps: int, ctx: Context, piece: dict | None = N
     losses: list[float] = []
     diverged = None
     for step in range(steps):
-        if step % every == 0:
-            ctx.check()
-            if losses:
-                _report(ctx, step, steps, losses[-1], piece)
+        ctx.check()  # every step: the dispatcher makes this cheap (a cached flag)
+        if step % every == 0 and losses:
+            _report(ctx, step, steps, losses[-1], piece)
         stop = min(position + training.batch_size, n)
         index = order[position:stop]
         x, y = features[index], targets[index]
