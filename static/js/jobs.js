@@ -79,7 +79,8 @@ function parseValue(raw, type) {
 }
 
 function readForm(form) {
-  const kind = form.dataset.kind;
+  // not form.dataset: a form exposes its controls by name, and the sweep has one named "dataset"
+  const kind = form.getAttribute("data-kind");
   const spec = { kind };
   for (const input of form.querySelectorAll("[name][data-type]")) {
     const raw = input.value.trim();
