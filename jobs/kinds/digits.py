@@ -90,12 +90,17 @@ def _batches(n: int, size: int) -> int:
     return math.ceil(n / size)
 
 
-def _report_batch(ctx: Context, spec: DigitsSpec, epoch: int, batch: int, count: int,
-                  loss: float) -> None:
+def _report_batch(
+    ctx: Context, spec: DigitsSpec, epoch: int, batch: int, count: int, loss: float
+) -> None:
     ctx.check()
     fraction = (epoch + batch / count) / spec.epochs
-    ctx.progress(fraction, f"epoch {epoch + 1}, batch {batch} of {count}",
-                 epoch=epoch + batch / count, loss=loss)
+    ctx.progress(
+        fraction,
+        f"epoch {epoch + 1}, batch {batch} of {count}",
+        epoch=epoch + batch / count,
+        loss=loss,
+    )
 
 
 def train_numpy(spec: DigitsSpec, ctx: Context) -> tuple[list[np.ndarray], list[dict]]:
@@ -127,8 +132,9 @@ def train_numpy(spec: DigitsSpec, ctx: Context) -> tuple[list[np.ndarray], list[
     return [p.value for p in params], history
 
 
-def _epoch_entry(ctx: Context, spec: DigitsSpec, epoch: int, loss: float, z: np.ndarray,
-                 y_test: np.ndarray) -> dict:
+def _epoch_entry(
+    ctx: Context, spec: DigitsSpec, epoch: int, loss: float, z: np.ndarray, y_test: np.ndarray
+) -> dict:
     accuracy = float(np.mean(np.argmax(z, axis=1) == y_test))
     entry = {"epoch": epoch + 1, "loss": loss, "test_accuracy": accuracy}
     ctx.check()
