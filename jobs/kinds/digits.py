@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,34 @@ def _report_batch(
     )
 
 
+Report = Callable[[int, float], None]  # (minibatches done, mean loss so far)
+
+
+def numpy_epoch(
+    fast: FastPath,
+    params: list[Tensor],
+    grads: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    order: np.ndarray,
+    size: int,
+    rate: float,
+    report: Report | None = None,
+) -> float:
+    """One pass of plain SGD in the given order on the engine's fast path; the mean loss."""
+    count = _batches(len(order), size)
+    total = 0.0
+    for b in range(count):
+        if report is not None and b % CHECK_EVERY == 0 and b:
+            report(b, total / b)
+        index = order[b * size : (b + 1) * size]
+        total += fast.loss_and_grads(x[index], y[index], grads)
+        for p, g in zip(params, grads):
+            g *= rate
+            p.value -= g
+    return total / count
+
+
 def train_numpy(spec: DigitsSpec, ctx: Context) -> tuple[list[np.ndarray], list[dict]]:
     """SGD with the engine's layer-wise fast path (Algorithm 6.2); returns the weights
     (``model.parameters()`` order) and the per-epoch history."""
@@ -112,23 +141,28 @@ def train_numpy(spec: DigitsSpec, ctx: Context) -> tuple[list[np.ndarray], list[
     params = model.parameters()
     grads = [np.empty_like(p.value) for p in params]
     rng = batch_orders(spec)
-    n, size, rate = len(y_train), spec.batch_size, spec.learning_rate
-    count = _batches(n, size)
+    n = len(y_train)
+    count = _batches(n, spec.batch_size)
     history = []
     for epoch in range(spec.epochs):
+
+        def report(b: int, loss: float, epoch: int = epoch) -> None:
+            _report_batch(ctx, spec, epoch, b, count, loss)
+
         order = rng.permutation(n)
-        total = 0.0
-        for b in range(count):
-            if b % CHECK_EVERY == 0 and b:
-                _report_batch(ctx, spec, epoch, b, count, total / b)
-            index = order[b * size : (b + 1) * size]
-            loss = fast.loss_and_grads(x_train[index], y_train[index], grads)
-            total += loss
-            for p, g in zip(params, grads):
-                g *= rate
-                p.value -= g
+        loss = numpy_epoch(
+            fast,
+            params,
+            grads,
+            x_train,
+            y_train,
+            order,
+            spec.batch_size,
+            spec.learning_rate,
+            report,
+        )
         _, z = fast.loss_and_outputs(x_test, y_test)
-        history.append(_epoch_entry(ctx, spec, epoch, total / count, z, y_test))
+        history.append(_epoch_entry(ctx, spec, epoch, loss, z, y_test))
     return [p.value for p in params], history
 
 
@@ -140,6 +174,35 @@ def _epoch_entry(
     ctx.check()
     ctx.progress((epoch + 1) / spec.epochs, f"epoch {epoch + 1} of {spec.epochs}", **entry)
     return entry
+
+
+def torch_epoch(
+    params: list,
+    x: Any,
+    y: Any,
+    order: Any,
+    size: int,
+    rate: float,
+    report: Report | None = None,
+) -> float:
+    """One pass of plain SGD in torch (the same batches and update as ``numpy_epoch``)."""
+    import torch
+
+    w1, b1, w2, b2 = params
+    count = _batches(len(order), size)
+    total = torch.zeros((), dtype=x.dtype, device=x.device)
+    for b in range(count):
+        if report is not None and b % CHECK_EVERY == 0 and b:
+            report(b, float(total) / b)
+        index = order[b * size : (b + 1) * size]
+        h = torch.tanh(torch.addmm(b1, x[index], w1))
+        loss = torch.nn.functional.cross_entropy(torch.addmm(b2, h, w2), y[index])
+        gradients = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, gradients):
+                p.sub_(g, alpha=rate)
+            total += loss.detach()
+    return float(total) / count
 
 
 def train_torch(spec: DigitsSpec, ctx: Context) -> tuple[list[np.ndarray], list[dict]]:
@@ -156,26 +219,19 @@ def train_torch(spec: DigitsSpec, ctx: Context) -> tuple[list[np.ndarray], list[
     xs, ys = tn.as_tensor(x_train, device, dtype), tn.as_tensor(y_train, device, dtype).long()
     xt = tn.as_tensor(x_test, device, dtype)
     rng = batch_orders(spec)
-    n, size, rate = len(y_train), spec.batch_size, spec.learning_rate
-    count = _batches(n, size)
+    n = len(y_train)
+    count = _batches(n, spec.batch_size)
     history = []
     for epoch in range(spec.epochs):
+
+        def report(b: int, loss: float, epoch: int = epoch) -> None:
+            _report_batch(ctx, spec, epoch, b, count, loss)
+
         order = torch.as_tensor(rng.permutation(n), device=device)
-        total = torch.zeros((), dtype=dtype, device=device)
-        for b in range(count):
-            if b % CHECK_EVERY == 0 and b:
-                _report_batch(ctx, spec, epoch, b, count, float(total) / b)
-            index = order[b * size : (b + 1) * size]
-            h = torch.tanh(torch.addmm(b1, xs[index], w1))
-            loss = torch.nn.functional.cross_entropy(torch.addmm(b2, h, w2), ys[index])
-            gradients = torch.autograd.grad(loss, params)
-            with torch.no_grad():
-                for p, g in zip(params, gradients):
-                    p.sub_(g, alpha=rate)
-                total += loss.detach()
+        loss = torch_epoch(params, xs, ys, order, spec.batch_size, spec.learning_rate, report)
         with torch.no_grad():
             z = torch.addmm(b2, torch.tanh(torch.addmm(b1, xt, w1)), w2).cpu().numpy()
-        history.append(_epoch_entry(ctx, spec, epoch, float(total) / count, z, y_test))
+        history.append(_epoch_entry(ctx, spec, epoch, loss, z, y_test))
     return [p.detach().cpu().numpy().astype(np.float64) for p in params], history
 
 

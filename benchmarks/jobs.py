@@ -1,0 +1,195 @@
+"""Figures for the heavy jobs (issue 9), one section per function.
+
+    python benchmarks/jobs.py              # every section
+    python benchmarks/jobs.py digits       # only the digits epoch
+
+digits: one epoch of the digits job (784-100-10 tanh MLP, softmax output, plain SGD,
+batch 32, 8,000 training digits, float64) three ways, on the same batches from the same
+initial weights:
+  (a) the numpy engine, as the job runs it (``jobs.kinds.digits.numpy_epoch``: the
+      layer-wise fast path, then the update);
+  (b) torch CPU eager, as the job runs it (``torch_epoch``), with torch's own thread count
+      and with one thread;
+  (c) the same epoch written by hand in numpy.
+Each figure is the best of several interleaved rounds (one epoch of each per round), so a
+burst of other work on the machine slows every contender alike. Target: a/c ≤ 1.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.fastpath import FastPath  # noqa: E402
+from jobs.kinds import digits as digits_kind  # noqa: E402
+from jobs.specs import DigitsSpec  # noqa: E402
+
+DIGITS_ROUNDS = 5
+DIGITS_TARGET = 1.5  # (a) / (c)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+# ----- digits: one epoch -----------------------------------------------------------------
+def _engine_epoch(spec: DigitsSpec, order: np.ndarray) -> Callable[[], float]:
+    x, y, _, _ = digits_kind.split(spec)
+    model = digits_kind.digits_model(spec)
+    fast = FastPath(model)
+    params = model.parameters()
+    grads = [np.empty_like(p.value) for p in params]
+
+    def epoch() -> float:
+        return digits_kind.numpy_epoch(
+            fast, params, grads, x, y, order, spec.batch_size, spec.learning_rate
+        )
+
+    return epoch
+
+
+def _numpy_epoch(spec: DigitsSpec, order: np.ndarray) -> Callable[[], float]:
+    x, y, _, _ = digits_kind.split(spec)
+    w1, b1, w2, b2 = (p.value.copy() for p in digits_kind.digits_model(spec).parameters())
+    labels = y.astype(np.intp)
+    size, rate = spec.batch_size, spec.learning_rate
+
+    def epoch() -> float:
+        total, count = 0.0, 0
+        for start in range(0, len(order), size):
+            index = order[start : start + size]
+            xb, yb = x[index], labels[index]
+            n = len(index)
+            h = np.tanh(xb @ w1 + b1)
+            z = h @ w2 + b2
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            total += float(-np.log(p[np.arange(n), yb]).mean())
+            count += 1
+            g = p
+            g[np.arange(n), yb] -= 1.0
+            g /= n
+            grad_w2, grad_b2 = h.T @ g, g.sum(axis=0)
+            g = (g @ w2.T) * (1.0 - h * h)
+            grad_w1, grad_b1 = xb.T @ g, g.sum(axis=0)
+            for value, gradient in ((w1, grad_w1), (b1, grad_b1), (w2, grad_w2), (b2, grad_b2)):
+                value -= rate * gradient  # in place
+        return total / count
+
+    return epoch
+
+
+def _torch_epoch(spec: DigitsSpec, order: np.ndarray, threads: int | None):
+    try:
+        import torch
+    except ImportError:
+        return None
+    from jobs.backends import torch_net as tn
+
+    x, y, _, _ = digits_kind.split(spec)
+    params = tn.tensors_of(digits_kind.digits_model(spec), "cpu", torch.float64)
+    xs = tn.as_tensor(x, "cpu", torch.float64)
+    ys = torch.as_tensor(y.astype(np.int64))
+    batches = torch.as_tensor(order)
+
+    def epoch() -> float:
+        previous = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            return digits_kind.torch_epoch(
+                params, xs, ys, batches, spec.batch_size, spec.learning_rate
+            )
+        finally:
+            torch.set_num_threads(previous)
+
+    return epoch
+
+
+def digits() -> None:
+    """One digits epoch: numpy engine vs torch CPU vs hand-written numpy."""
+    spec = DigitsSpec()
+    order = digits_kind.batch_orders(spec).permutation(spec.train_size)
+    try:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch_version = f"torch {torch.__version__}"
+    except ImportError:
+        threads, torch_version = None, "torch not installed"
+    contenders = {
+        "a": ("numpy engine (fast path + SGD)", _engine_epoch(spec, order)),
+        "b_n": (f"torch CPU eager float64, {threads} threads", _torch_epoch(spec, order, None)),
+        "b_1": ("torch CPU eager float64, 1 thread", _torch_epoch(spec, order, 1)),
+        "c": ("hand-written numpy", _numpy_epoch(spec, order)),
+    }
+    epochs = {key: fn for key, (_, fn) in contenders.items() if fn is not None}
+    for fn in epochs.values():
+        fn()  # warm up: workspaces, caches, torch's kernels
+    best = {key: float("inf") for key in epochs}
+    for _ in range(DIGITS_ROUNDS):
+        for key, fn in epochs.items():
+            started = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - started)
+    torch_times = [best[k] for k in ("b_n", "b_1") if k in best]
+    print(
+        f"One digits epoch: 784-{spec.hidden}-10 tanh MLP, softmax, SGD, batch "
+        f"{spec.batch_size}, {spec.train_size} digits, float64"
+    )
+    print(f"machine: {machine()}")
+    print(f"numpy {np.__version__}; {torch_version}")
+    print(f"best of {DIGITS_ROUNDS} interleaved rounds per figure")
+    print()
+    for key, (label, _) in contenders.items():
+        figure = f"{best[key] * 1e3:9.1f} ms" if key in best else f"{'—':>12}"
+        print(f"{f'({key})':6}{label:44}{figure}")
+    print()
+    ratio = best["a"] / best["c"]
+    mark = "≤" if ratio <= DIGITS_TARGET else ">"
+    print(f"a/c  engine / hand numpy   {ratio:6.2f}  ({mark} {DIGITS_TARGET:g} target)")
+    if torch_times:
+        print(f"a/b  engine / best torch   {best['a'] / min(torch_times):6.2f}")
+        print(f"b/c  best torch / numpy    {min(torch_times) / best['c']:6.2f}")
+
+
+SECTIONS: dict[str, Callable[[], None]] = {"digits": digits}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "sections", nargs="*", help=f"sections to run: {', '.join(SECTIONS)} (default: all)"
+    )
+    chosen = parser.parse_args().sections or list(SECTIONS)
+    unknown = [name for name in chosen if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    for index, name in enumerate(chosen):
+        if index:
+            print()
+        print(f"== {name} ==")
+        SECTIONS[name]()
+
+
+if __name__ == "__main__":
+    main()
