@@ -48,6 +48,13 @@ def _job(manager: JobManager, job_id: str, browser: str) -> Job:
     return job
 
 
+def _location(error: dict[str, Any]) -> tuple:
+    """Where the error is; a missing or unknown kind is the ``kind`` field's error."""
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        return ("kind",)
+    return tuple(error["loc"])
+
+
 def _check_limits(spec: Any, settings: Settings) -> None:
     """422 naming the first size over this server's limit for the kind."""
     for size, value in size_of(spec).items():
@@ -71,7 +78,7 @@ async def submit(
         # a landscape's spec builds the session's network to check it: off the event loop
         spec = await run_in_threadpool(parse_spec, body)
     except ValidationError as error:
-        detail = [{**item, "loc": ["body", *item["loc"]]}
+        detail = [{**item, "loc": ["body", *_location(item)]}
                   for item in error.errors(include_url=False, include_context=False,
                                            include_input=False)]
         raise HTTPException(422, detail) from None
