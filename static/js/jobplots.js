@@ -65,7 +65,7 @@ const DRAWERS = {
     const hiddenMap = area(container, "plot-hidden-map", "the test digits in the hidden layer's space, coloured by class");
     const classes = result.confusion.map((_, i) => String(i));
     await Plotly.newPlot(confusion, [{
-      type: "heatmap", z: result.confusion, x: classes, y: classes, colorscale: "Blues",
+      type: "heatmap", z: result.confusion, x: classes, y: classes, colorscale: [[0, "#f7fbff"], [0.25, "#c6dbef"], [1, "#1f4f99"]],
       texttemplate: "%{z}", hovertemplate: "true %{y}, predicted %{x}: %{z}<extra></extra>",
       showscale: false,
     }], layout({
@@ -81,7 +81,7 @@ const DRAWERS = {
       title: { text: "training" },
       xaxis: { title: { text: "epoch" }, dtick: 1 },
       yaxis: { title: { text: "loss L" }, rangemode: "tozero" },
-      yaxis2: { title: { text: "accuracy" }, overlaying: "y", side: "right", range: [0, 1.02] },
+      yaxis2: { title: { text: "test accuracy" }, overlaying: "y", side: "right", range: [0, 1.02], tickformat: ".0%", showgrid: false },
       legend: { orientation: "h", y: -0.25 },
       margin: { l: 54, r: 54, t: 30, b: 60 },
     }), CONFIG);
@@ -150,13 +150,13 @@ const DRAWERS = {
     if (path.length) {
       traces.push({
         type: "scatter", mode: "lines+markers", name: "training path", x: path.map((p) => p[0]), y: path.map((p) => p[1]),
-        line: { color: "#ffffff", width: 2 }, marker: { color: "#d6402a", size: 5 },
+        line: { color: "#d6402a", width: 2 }, marker: { color: "#ffffff", size: 5, line: { color: "#d6402a", width: 1.5 } },
         hovertemplate: "snapshot %{pointNumber}: α %{x:.3f}, β %{y:.3f}<extra></extra>",
       });
     }
     traces.push({
       type: "scatter", mode: "markers", name: "current weights θ", x: [0], y: [0],
-      marker: { color: "#d6402a", size: 11, symbol: "x", line: { color: "#fff", width: 1 } },
+      marker: { color: "#37414b", size: 11, symbol: "x", line: { color: "#fff", width: 1 } },
       hovertemplate: `θ: J = ${number(result.center_cost)}<extra></extra>`,
     });
     await Plotly.newPlot(contour, traces, layout({

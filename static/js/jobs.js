@@ -305,16 +305,20 @@ function statusLine(entry) {
   return parts.join(" · ");
 }
 
-// Partial results of a progress event ({epoch, loss, ...}) as one line.
+// Partial results of a progress event ({epoch, loss, ...}) as one line. Where it runs (worker,
+// backend) is in the "started on ..." message already; the piece is shown as "i/n".
+const PLACE_KEYS = new Set(["worker", "backend", "device", "piece", "pieces"]);
 function formatPartials(data) {
-  return Object.entries(data || {})
-    .filter(([, value]) => typeof value === "number" || typeof value === "string")
+  const entries = Object.entries(data || {})
+    .filter(([key, value]) => !PLACE_KEYS.has(key) && (typeof value === "number" || typeof value === "string"));
+  const piece = data && data.pieces > 1 ? [`piece ${data.piece + 1}/${data.pieces}`] : [];
+  return piece.concat(entries
     .map(([key, value]) => {
       const name = key.replace(/_/g, " ");
       if (typeof value === "string") return `${name} ${value}`;
       if (key.includes("accuracy")) return `${name} ${percent(value)}`;
       return `${name} ${Number.isInteger(value) ? value : number(value)}`;
-    })
+    }))
     .join(", ");
 }
 
