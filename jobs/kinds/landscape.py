@@ -131,7 +131,16 @@ def run(spec: LandscapeSpec, piece: dict, ctx: Context) -> dict:
     partial: dict[str, Any] = {"rows": [start, stop], "cost": rows, "backend": ctx.backend}
     if start == 0:
         partial["center_cost"] = float(objective.values(objective.theta)[0])
-        partial["path"] = project_path(spec, objective.theta, first, second)
+        path = project_path(spec, objective.theta, first, second)
+        partial["path"] = path
+        # the cost where each snapshot lands on the plane: the path's height on the surface
+        partial["path_cost"] = (
+            objective.values(
+                objective.theta + np.asarray(path) @ np.stack([first, second])
+            ).tolist()
+            if path
+            else []
+        )
         partial["info"] = info
         partial["direction_norms"] = [float(np.linalg.norm(first)), float(np.linalg.norm(second))]
     return finite(partial)
@@ -150,6 +159,7 @@ def combine(spec: LandscapeSpec, partials: list[dict]) -> dict:
             "cost": cost,
             "center_cost": first.get("center_cost"),
             "path": first.get("path", []),
+            "path_cost": first.get("path_cost", []),
             "info": first.get("info", {}),
             "direction_norms": first.get("direction_norms"),
             "backend": first["backend"],

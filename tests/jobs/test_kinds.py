@@ -385,6 +385,10 @@ def test_the_path_is_projected_on_the_plane() -> None:
     spec = _landscape(resolution=5, path=path)
     result = run_local(spec, numpy_ctx())
     np.testing.assert_allclose(np.array(result["path"]), np.array(wanted), atol=1e-9)
+    # each snapshot's height on the surface: the cost at its point of the plane
+    on_plane = [objective.theta + a * first + b * second for a, b in result["path"]]
+    np.testing.assert_allclose(result["path_cost"], objective.values(np.stack(on_plane)))
+    assert result["path_cost"][0] == pytest.approx(result["center_cost"])
 
 
 def test_landscape_at_given_weights_differs_from_a_fresh_net() -> None:
