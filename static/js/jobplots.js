@@ -41,7 +41,8 @@ function area(container, id, label, className = "plot") {
   const div = document.createElement("div");
   div.className = className;
   div.id = id;
-  div.setAttribute("role", "img");
+  // a figure, not an image: Plotly puts buttons (its mode bar) inside
+  div.setAttribute("role", "figure");
   div.setAttribute("aria-label", label);
   div.dataset.testid = id;
   container.appendChild(div);

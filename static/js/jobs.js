@@ -161,7 +161,8 @@ function setAvailable(isAvailable, reason) {
   for (const form of forms) form.querySelector("fieldset").disabled = !isAvailable;
   const banner = document.getElementById("unavailable");
   banner.hidden = isAvailable;
-  banner.textContent = isAvailable ? "" : `Jobs are unavailable: ${reason || "no job cluster can be reached"}. The forms are off until it is back.`;
+  const why = reason || "jobs cannot run: no job cluster can be reached";
+  banner.textContent = isAvailable ? "" : `${why[0].toUpperCase()}${why.slice(1).replace(/\.$/, "")}. The forms are off until the cluster is back.`;
   document.getElementById("cluster-status").textContent = isAvailable ? "job cluster ready" : "job cluster unavailable";
 }
 

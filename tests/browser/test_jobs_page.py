@@ -5,12 +5,19 @@ policy refuses would show up as a console error and fail the test."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Page
 
 from tests.browser.helpers import Playground
+from tests.conftest import ROOT, free_port
 
 JOB_TIMEOUT = 180_000  # the first job starts the embedded cluster; CI machines are slow
 EXPECTED_CSP = "script-src 'self' 'unsafe-eval'"
@@ -265,3 +272,56 @@ def _flat(value) -> list[float]:
     if isinstance(value, list):
         return [x for item in value for x in _flat(item)]
     return [value]
+
+
+@pytest.fixture
+def server_without_cluster(tmp_path) -> Iterator[str]:
+    """A second real server whose Dask scheduler address has nobody listening."""
+    port, dead = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "BACKPROP_LAB_SCHEDULER": f"tcp://127.0.0.1:{dead}",
+           "BACKPROP_LAB_SCHEDULER_TIMEOUT_S": "1"}
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_without_a_cluster_the_page_says_why_and_the_forms_are_off(
+    page: Page, server_without_cluster: str, console_errors: list[str], shots
+) -> None:
+    open_jobs_page(page, server_without_cluster)
+    banner = page.locator("#unavailable")
+    assert banner.is_visible()
+    reason = page.request.get(f"{server_without_cluster}/api/jobs").json()["reason"]
+    assert reason and reason in banner.text_content()
+    for kind in ("digits", "sweep", "landscape", "spectrum"):
+        controls = page.evaluate(
+            f"""() => [...document.querySelectorAll('#form-{kind} :is(input, select, button)')]
+                .map((control) => control.matches(':disabled'))"""
+        )
+        assert len(controls) >= 3 and all(controls), (kind, controls)
+    assert page.text_content("#cluster-status") == "job cluster unavailable"
+    shots(page, "jobs-unavailable")
