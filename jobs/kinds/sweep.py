@@ -84,6 +84,7 @@ def train_torch(config: Config, steps: int, ctx: Context, piece: dict | None = N
     dtype = tn.dtype_for(ctx.device)
     params = tn.tensors_of(model, ctx.device, dtype)
     optimizer = tn.Optimizer(params, training)
+    backup = [torch.empty_like(p) for p in params]  # the weights before the step, to undo it
     features = tn.as_tensor(model.features(data.x_train), ctx.device, dtype)
     targets = tn.as_tensor(data.y_train, ctx.device, dtype)
     n = features.shape[0]
@@ -111,9 +112,16 @@ def train_torch(config: Config, steps: int, ctx: Context, piece: dict | None = N
             break
         if training.clip_norm:
             tn.clip_by_norm(grads, training.clip_norm)
-        backup = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for b, p in zip(backup, params):
+                b.copy_(p)
         optimizer.step(grads)
-        if not all(bool(torch.isfinite(p).all()) for p in params):
+        # one sum is finite unless a weight is not (or the sum overflows: then look closer)
+        with torch.no_grad():
+            total = torch.stack([p.sum() for p in params]).sum()
+        if not math.isfinite(float(total)) and not all(
+            bool(torch.isfinite(p).all()) for p in params
+        ):
             with torch.no_grad():
                 for p, b in zip(params, backup):
                     p.copy_(b)

@@ -215,3 +215,22 @@ def test_cancelling_a_torch_job(kind: str) -> None:
     with pytest.raises(Cancelled):
         run_local(spec, torch_ctx(report=reports.append, is_cancelled=lambda: bool(reports)))
     assert len(reports) == 1
+
+
+def test_both_backends_stop_a_diverging_net_at_the_same_step() -> None:
+    config = Config.from_dict(
+        {
+            "model": {
+                "layers": [{"units": 8, "activation": "relu"}, {"units": 8, "activation": "relu"}],
+                "output": {"loss": "squared"},
+            },
+            "training": {"learning_rate": 50.0, "batch_size": 10},
+            "data": {"name": "ripple_2d", "size": 100},
+        }
+    )
+    engine_run = sweep_kind.train_numpy(config, 200, numpy_ctx())
+    torch_run = sweep_kind.train_torch(config, 200, torch_ctx())
+    assert engine_run["diverged"] and torch_run["diverged"]
+    assert "diverged at step" in torch_run["diverged"]
+    assert 1 < len(torch_run["losses"]) == len(engine_run["losses"]) < 200
+    np.testing.assert_allclose(torch_run["losses"], engine_run["losses"], rtol=1e-9)
