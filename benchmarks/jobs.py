@@ -2,6 +2,7 @@
 
     python benchmarks/jobs.py              # every section
     python benchmarks/jobs.py digits       # only the digits epoch
+    python benchmarks/jobs.py dispatch     # only the Dask figures
 
 digits: one epoch of the digits job (784-100-10 tanh MLP, softmax output, plain SGD,
 batch 32, 8,000 training digits, float64) three ways, on the same batches from the same
@@ -18,6 +19,7 @@ burst of other work on the machine slows every contender alike. Target: a/c ≤ 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -172,7 +174,87 @@ def digits() -> None:
         print(f"b/c  best torch / numpy    {min(torch_times) / best['c']:6.2f}")
 
 
-SECTIONS: dict[str, Callable[[], None]] = {"digits": digits}
+# ---- dispatch (the Dask side): how soon a job reports, how a sweep scales with workers ----
+
+DISPATCH_WARM_ROUNDS = 5
+DISPATCH_TARGET_S = 2.0  # submit -> first progress event, warm
+DISPATCH_SWEEP_ROUNDS = 3
+DISPATCH_SWEEP = {"kind": "sweep", "depths": [1, 2], "widths": [4, 8], "seeds": 2,
+                  "steps": 6000, "size": 200, "backend": "numpy"}
+
+
+async def _first_progress(manager, spec) -> tuple[float, float]:
+    """Seconds from submit to the job's first progress event, and to its end."""
+    started = time.perf_counter()
+    job = await manager.submit(spec, "benchmark")
+    queue = manager.listen(job)
+    first = None
+    while True:
+        message = await queue.get()
+        if first is None and message["type"] == "progress":
+            first = time.perf_counter() - started
+        if message["type"] == "result":
+            if message["job"]["state"] != "done":
+                raise RuntimeError(message["job"]["message"])
+            return first if first is not None else math.nan, time.perf_counter() - started
+
+
+async def _dispatch_figures() -> None:
+    from jobs.cluster import JobManager
+    from jobs.kinds import run_local
+    from jobs.specs import parse_spec
+
+    tiny = parse_spec({"kind": "sweep", "depths": [1], "widths": [2], "seeds": 1, "steps": 50,
+                       "size": 100, "backend": "numpy"})
+    manager = JobManager(local_workers=2)
+    try:
+        cold, _ = await _first_progress(manager, tiny)  # starts the cluster, workers import
+        warm = [(await _first_progress(manager, tiny))[0] for _ in range(DISPATCH_WARM_ROUNDS)]
+    finally:
+        await manager.close()
+    print("submit -> first progress event, embedded LocalCluster of 2 worker processes:")
+    print(f"  cold (starts the cluster; the workers import the job code)  {cold:6.2f} s")
+    mark = "within" if min(warm) <= DISPATCH_TARGET_S else "OVER"
+    median = sorted(warm)[len(warm) // 2]
+    print(f"  warm, best / median of {DISPATCH_WARM_ROUNDS}       {min(warm) * 1000:6.0f} / "
+          f"{median * 1000:.0f} ms  ({mark} the {DISPATCH_TARGET_S:g} s target)")
+    spec = parse_spec(DISPATCH_SWEEP)
+    nets = len(spec.depths) * len(spec.widths) * spec.seeds
+    # both clusters up at once (an idle one costs nothing), rounds interleaved, best of each
+    managers = {workers: JobManager(local_workers=workers) for workers in (1, 2)}
+    times: dict[str, list[float]] = {"here": [], 1: [], 2: []}
+    try:
+        for manager in managers.values():
+            await _first_progress(manager, tiny)  # warm: started, job code imported
+        for _ in range(DISPATCH_SWEEP_ROUNDS):
+            started = time.perf_counter()
+            run_local(spec)
+            times["here"].append(time.perf_counter() - started)
+            for workers, manager in managers.items():
+                times[workers].append((await _first_progress(manager, spec))[1])
+    finally:
+        for manager in managers.values():
+            await manager.close()
+    here, seconds = min(times["here"]), {workers: min(times[workers]) for workers in (1, 2)}
+    print()
+    print(f"a sweep of {nets} nets ({spec.steps} steps each, numpy engine), submit -> result, "
+          f"best of {DISPATCH_SWEEP_ROUNDS} interleaved rounds:")
+    print(f"  in this process, no Dask   {here:6.2f} s")
+    print(f"  1 worker                   {seconds[1]:6.2f} s")
+    print(f"  2 workers                  {seconds[2]:6.2f} s")
+    print(f"  1 worker / 2 workers       {seconds[1] / seconds[2]:6.2f}  (2.0 would be perfect; "
+          f"{os.cpu_count()} cores here, shared)")
+
+
+def dispatch() -> None:
+    """Submit -> first progress (cold and warm) and a sweep on 1 vs 2 workers."""
+    import asyncio
+
+    print(f"machine: {machine()}")
+    asyncio.run(_dispatch_figures())
+
+
+SECTIONS: dict[str, Callable[[], None]] = {"digits": digits, "dispatch": dispatch}
 
 
 def main() -> None:

@@ -230,6 +230,9 @@ class JobManager:
             self.cluster = await LocalCluster(
                 n_workers=self.local_workers, threads_per_worker=1, processes=True,
                 asynchronous=True, dashboard_address=None,
+                # no dashboard; the scheduler's small HTTP server (health, metrics) on a free
+                # local port rather than 8787, which a second app or cluster may hold
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             )
             try:
                 client = await Client(self.cluster, asynchronous=True)
