@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.autodiff import Tensor, _constant, grad
+from engine.autodiff import Tensor, as_tensor, grad
 
 MatVec = Callable[[np.ndarray], np.ndarray]
 
@@ -75,7 +75,7 @@ class HessianVectorProduct:
         for g, v in zip(self.gradients, unflatten(vector, self.shapes)):
             if not g.requires_grad:
                 continue  # this gradient does not depend on θ: its part of H v is zero
-            term = (g * _constant(v)).sum()  # v is a constant: nothing flows into it
+            term = (g * as_tensor(v)).sum()  # v is a constant: nothing flows into it
             directional = term if directional is None else directional + term
         if directional is None:
             return np.zeros(self.size)
