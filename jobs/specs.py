@@ -161,9 +161,10 @@ class LandscapeSpec(_SessionSpec):
     def _valid_path(cls, value: list[dict[str, list]] | None, info: ValidationInfo) -> Any:
         if value is None or "config" not in info.data:
             return value
+        model = load_model(info.data["config"], None)
         for index, snapshot in enumerate(value):
             try:
-                load_model(info.data["config"], snapshot)
+                model.load_state_dict(snapshot)  # checks every name, shape and value
             except (ValueError, TypeError, KeyError, IndexError) as error:
                 raise ValueError(f"path[{index}]: {error}") from None
         return value

@@ -98,12 +98,12 @@ def project_path(
     if not spec.path:
         return []
     basis = np.stack([first, second], axis=1)
-    offsets = (
-        np.stack(
-            [flatten([p.value for p in load_model(spec.config, s).parameters()]) for s in spec.path]
-        )
-        - theta
-    )
+    model = load_model(spec.config, None)
+    snapshots = []
+    for snapshot in spec.path:
+        model.load_state_dict(snapshot)
+        snapshots.append(flatten([p.value for p in model.parameters()]))
+    offsets = np.stack(snapshots) - theta
     coordinates, *_ = np.linalg.lstsq(basis, offsets.T, rcond=None)
     return coordinates.T.tolist()
 
