@@ -64,15 +64,15 @@ const DRAWERS = {
     const history = area(container, "plot-history", "loss and test accuracy per epoch");
     const inputMap = area(container, "plot-input-map", "the test digits in input space, coloured by class");
     const hiddenMap = area(container, "plot-hidden-map", "the test digits in the hidden layer's space, coloured by class");
-    const classes = result.confusion.map((_, i) => String(i));
+    const classes = result.confusion.map((_, i) => i);
     await Plotly.newPlot(confusion, [{
       type: "heatmap", z: result.confusion, x: classes, y: classes, colorscale: [[0, "#f7fbff"], [0.25, "#c6dbef"], [1, "#1f4f99"]],
       texttemplate: "%{z}", hovertemplate: "true %{y}, predicted %{x}: %{z}<extra></extra>",
       showscale: false,
     }], layout({
       title: { text: `confusion matrix (test accuracy ${percent(result.test_accuracy)})` },
-      xaxis: { title: { text: "predicted class" }, constrain: "domain" },
-      yaxis: { title: { text: "true class" }, autorange: "reversed", scaleanchor: "x" },
+      xaxis: { title: { text: "predicted class" }, constrain: "domain", dtick: 1 },
+      yaxis: { title: { text: "true class" }, autorange: "reversed", scaleanchor: "x", dtick: 1 },
     }), CONFIG);
     const epochs = (result.history || []).map((row) => row.epoch);
     await Plotly.newPlot(history, [
@@ -82,7 +82,7 @@ const DRAWERS = {
       title: { text: "training" },
       xaxis: { title: { text: "epoch" }, dtick: 1 },
       yaxis: { title: { text: "loss L" }, rangemode: "tozero" },
-      yaxis2: { title: { text: "test accuracy" }, overlaying: "y", side: "right", range: [0, 1.02], tickformat: ".0%", showgrid: false },
+      yaxis2: { title: { text: "test accuracy" }, overlaying: "y", side: "right", range: [0, 1.02], dtick: 0.2, tickformat: ".0%", showgrid: false },
       legend: { orientation: "h", y: -0.25 },
       margin: { l: 54, r: 54, t: 30, b: 60 },
     }), CONFIG);

@@ -318,7 +318,7 @@ function formatPartials(data) {
       const name = key.replace(/_/g, " ");
       if (typeof value === "string") return `${name} ${value}`;
       if (key.includes("accuracy")) return `${name} ${percent(value)}`;
-      return `${name} ${Number.isInteger(value) ? value : number(value)}`;
+      return `${name} ${Number.isFinite(value) ? Number(value.toPrecision(4)) : "–"}`;
     }))
     .join(", ");
 }
@@ -480,7 +480,7 @@ function resultLine(job) {
       return `Test accuracy ${percent(r.test_accuracy)} after ${r.history.length} epoch${r.history.length === 1 ? "" : "s"}${tail}.`;
     case "sweep": {
       const best = r.runs.reduce((a, b) => (b.test_accuracy > a.test_accuracy ? b : a), r.runs[0]);
-      return `${r.runs.length} nets on ${r.dataset}; the best test accuracy ${percent(best.test_accuracy)}, depth ${best.depth} × width ${best.width} (${best.parameters} parameters)${tail}.`;
+      return `${r.runs.length} nets on ${r.dataset}; the best test accuracy ${percent(best.test_accuracy)}, depth ${best.depth} × width ${best.width}, ${best.parameters} parameters${tail}.`;
     }
     case "landscape": {
       const finite = r.cost.flat().filter((v) => typeof v === "number");
