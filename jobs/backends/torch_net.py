@@ -98,18 +98,21 @@ def forward(spec: ModelSpec, params: Sequence[torch.Tensor], features: torch.Ten
             index += 1
             diff = h.unsqueeze(-1) - weights.unsqueeze(-3)  # (…, n, fan_in, units)
             a = bias.unsqueeze(-2) - (diff * diff).sum(dim=-2) / (widths * widths)
-        elif weights.dim() == 2 and h.dim() == 2:
-            a = torch.addmm(bias, h, weights)
         else:
-            a = torch.matmul(h, weights) + bias.unsqueeze(-2)
+            a = _affine(h, weights, bias)
         h = _activate(layer.activation, a, slope, layer.pieces)
         layers.append(h)
-    weights, bias = params[index], params[index + 1]
-    if weights.dim() == 2 and h.dim() == 2:
-        layers.append(torch.addmm(bias, h, weights))
-    else:
-        layers.append(torch.matmul(h, weights) + bias.unsqueeze(-2))
+    layers.append(_affine(h, params[index], params[index + 1]))
     return layers
+
+
+def _affine(h: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """h W + b, for one net (2-D weights) or a batch of nets (3-D weights)."""
+    if weights.dim() == 2 and h.dim() == 2:
+        return torch.addmm(bias, h, weights)
+    if weights.dim() == 3 and h.dim() == 3:
+        return torch.baddbmm(bias.unsqueeze(-2), h, weights)  # the add fused into the product
+    return torch.matmul(h, weights) + bias.unsqueeze(-2)
 
 
 def _total(per_entry: torch.Tensor) -> torch.Tensor:
