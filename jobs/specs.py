@@ -149,7 +149,13 @@ class LandscapeSpec(_SessionSpec):
         "'hessian': the gradient and the top Hessian eigenvector",
     )
     resolution: int = Field(41, ge=3, le=MAX_RESOLUTION, description="points per side")
-    span: float = Field(1.0, gt=0.0, le=100.0, description="alpha and beta run over ±span")
+    span: float = Field(
+        1.0,
+        gt=0.0,
+        le=100.0,
+        description="alpha and beta run over ±span; 1 moves each unit's weights by their own "
+        "length (random) or θ by its own norm (hessian)",
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the random directions")
     rows_per_piece: int = Field(8, ge=1, le=MAX_RESOLUTION, description="rows per Dask task")
     path: list[dict[str, list]] | None = Field(
