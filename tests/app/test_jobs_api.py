@@ -4,10 +4,16 @@ an app whose scheduler cannot be reached."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
+import httpx
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -16,7 +22,7 @@ from app.browser import COOKIE, new_browser_id
 from app.main import create_app
 from app.reports import REPORT_CSP
 from app.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 
 SMALL_SWEEP = {"kind": "sweep", "depths": [1], "widths": [2, 3], "seeds": 1, "steps": 3000,
                "size": 100, "backend": "numpy"}
@@ -198,3 +204,42 @@ def test_without_a_reachable_cluster_pages_work_and_jobs_say_why():
         assert address in reply.json()["detail"]
         assert client.post("/api/jobs", json={"kind": "sweep", "depths": [0]}).status_code == 422
         assert client.get("/api/jobs").json()["jobs"] == []
+
+
+def test_a_real_server_starts_its_cluster_with_the_first_job_and_closes_it(tmp_path):
+    """uvicorn as deployed: no worker process before the first job (a fast start), the
+    spawned workers import the app's modules without starting another server, and the
+    shutdown closes them all."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BACKPROP_LAB_LOCAL_WORKERS": "1"}
+    with (tmp_path / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+             "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as browser:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    listing = browser.get("/api/jobs").json()
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.1)
+            assert listing["available"] is True
+            assert psutil.Process(server.pid).children(recursive=True) == []
+            job_id = browser.post("/api/jobs", json=SMALL_SWEEP).json()["id"]
+            job = wait_until_finished(browser, job_id)
+            assert job["state"] == "done", job["message"]
+        workers = psutil.Process(server.pid).children(recursive=True)
+        assert workers
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)  # uvicorn re-raises the signal once it has shut down
+        output = (tmp_path / "server.log").read_text()
+        assert "Application shutdown complete" in output, output
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert alive == [], output
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
