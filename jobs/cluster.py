@@ -204,6 +204,11 @@ class JobManager:
         for ``RETRY_AFTER_S`` so that a page of requests does not wait once each)."""
         if self._closed:
             raise Unavailable("the server is shutting down")
+        if self.client is not None and self.client.status == "closed":
+            # the scheduler went away for longer than the client's reconnection allows
+            with contextlib.suppress(Exception):
+                await self.client.close()
+            self.client = None
         if self.client is not None:
             return self.client
         if self._failure and time.monotonic() - self._failure[1] < RETRY_AFTER_S:
@@ -381,8 +386,12 @@ class JobManager:
                                f"{self.time_limit_s:g} s (setting BACKPROP_LAB_JOB_TIME_LIMIT_S)")
             else:  # a timeout inside the job's own code
                 job.message = f"the job failed on a worker: {type(error).__name__}: {error}"
-        except (asyncio.CancelledError, Cancelled):
+        except (asyncio.CancelledError, Cancelled) as error:
             job.state, job.message = "cancelled", "cancelled"
+            if not job.cancel_requested:  # nobody here asked: the cluster dropped its tasks
+                job.state = "failed"
+                job.message = (f"the cluster dropped the job's tasks ({type(error).__name__}: "
+                               f"{error}); was the connection to the scheduler lost?")
         except KilledWorker as error:
             job.state = "failed"
             job.message = (f"a worker running this job died (killed, crashed or out of memory) "
