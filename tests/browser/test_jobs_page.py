@@ -166,6 +166,17 @@ def test_a_running_job_is_cancelled(
     assert page.locator("#result-plots .js-plotly-plot").count() == 0
     shots(page, "jobs-cancelled")
 
+    # another browser (a fresh context, no cookie) neither lists nor opens this job
+    other = page.context.browser.new_context()
+    try:
+        stranger = other.new_page()
+        open_jobs_page(stranger, server_url, f"#job={job_id}")
+        stranger.wait_for_selector("#notice:not([hidden])")
+        assert "not one of this browser's jobs" in stranger.text_content("#notice")
+        assert stranger.locator("#job-list .job").count() == 0
+    finally:
+        other.close()
+
 
 def test_a_bad_field_is_named_beside_the_form(
     page: Page, server_url: str, console_errors: list[str], shots
@@ -325,3 +336,15 @@ def test_without_a_cluster_the_page_says_why_and_the_forms_are_off(
         assert len(controls) >= 3 and all(controls), (kind, controls)
     assert page.text_content("#cluster-status") == "job cluster unavailable"
     shots(page, "jobs-unavailable")
+
+    # the playground's buttons say so too: the tab they opened closes, the reason stays
+    Playground(page, server_without_cluster).open()
+    with page.context.expect_page() as opened:
+        page.click("#spectrum-job")
+    page.wait_for_function("() => document.getElementById('jobs-error').textContent")
+    if not opened.value.is_closed():
+        opened.value.wait_for_event("close")
+    message = page.text_content("#jobs-error")
+    assert message.startswith("The spectrum job was refused:") and "cannot be reached" in message
+    page.wait_for_function("() => document.getElementById('spectrum-job').disabled === false")
+    without_expected_refusals(console_errors, 503)
