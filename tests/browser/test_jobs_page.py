@@ -23,6 +23,33 @@ JOB_TIMEOUT = 180_000  # the first job starts the embedded cluster; CI machines 
 EXPECTED_CSP = "script-src 'self' 'unsafe-eval'"
 
 
+# Chromium reports a refused `eval`/`Function` only as a `securitypolicyviolation` event, and
+# Plotly then quietly shows "WebGL is not supported" instead of the plot: make every violation
+# a console error, which fails the test (tests/browser/conftest.py).
+REPORT_CSP_VIOLATIONS = """document.addEventListener("securitypolicyviolation", (event) =>
+  console.error(`CSP violation: ${event.violatedDirective} refused ${event.blockedURI}`));"""
+
+# How many pixels of a plot's WebGL canvas are painted (Plotly keeps its drawing buffer).
+GL_PIXELS = """(plot) => {
+  const gl = plot.querySelector("canvas.gl-canvas-context");
+  if (!gl || !gl.width) return 0;
+  const copy = document.createElement("canvas");
+  copy.width = gl.width;
+  copy.height = gl.height;
+  const context = copy.getContext("2d");
+  context.drawImage(gl, 0, 0);
+  const data = context.getImageData(0, 0, copy.width, copy.height).data;
+  let painted = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] > 0) painted += 1;
+  return painted;
+}"""
+
+
+@pytest.fixture(autouse=True)
+def csp_violations_fail(page: Page) -> None:
+    page.context.add_init_script(REPORT_CSP_VIOLATIONS)
+
+
 def open_jobs_page(page: Page, url: str, suffix: str = "") -> None:
     response = page.goto(f"{url}/jobs{suffix}")
     assert response is not None and response.status == 200
@@ -107,12 +134,10 @@ def test_digits_job_runs_from_the_jobs_page_to_its_plots(
         assert {t["type"] for t in traces} == {"scattergl"}
         assert sorted(t["name"] for t in traces) == [str(c) for c in range(10)]
         assert sum(len(t["x"]) for t in traces) == spec["map_points"]
-        # WebGL drew the points: the plot has its WebGL canvas, sized
-        size = page.evaluate(
-            f"""() => {{ const c = document.querySelector('#{plot_id} canvas.gl-canvas-context');
-                return c ? [c.width, c.height] : null; }}"""
-        )
-        assert size and size[0] > 100 and size[1] > 100
+        # WebGL drew the points (not Plotly's "WebGL is not supported" in their place)
+        plot = page.locator(f"#{plot_id}")
+        assert "WebGL is not supported" not in plot.text_content()
+        assert plot.evaluate(GL_PIXELS) > 500
     # the heatmap is drawn as an image in the SVG
     assert page.locator("#plot-confusion .hm image").count() == 1
     history = plot_data(page, "plot-history")
@@ -270,6 +295,7 @@ def test_playground_buttons_send_this_network_to_jobs_drawn_on_the_jobs_page(
     wait_drawn(landscape, "landscape")
     surface = plot_data(landscape, "plot-landscape-surface")
     assert surface[0]["type"] == "surface"
+    assert "WebGL is not supported" not in landscape.text_content("#plot-landscape-surface")
     contour = plot_data(landscape, "plot-landscape-contour")
     path = [t for t in contour if t["name"] == "training path"]
     assert path and len(path[0]["x"]) >= 2
