@@ -480,3 +480,18 @@ def test_cancelling_stops_the_job_at_its_next_check(name: str) -> None:
         run_local(spec, Context(report, is_cancelled, backend="numpy"))
     assert len(reports) == 1  # nothing more was reported: it stopped at the next check
     assert state["checks_after"] == 1
+
+
+def test_specs_round_trip_through_json_and_pickle() -> None:
+    import pickle
+
+    weights = load_model(SESSION, None).state_dict()
+    for data in (
+        {"kind": "digits", "epochs": 2},
+        {"kind": "sweep", "depths": [1, 4], "activation": "relu"},
+        {"kind": "landscape", "config": SESSION, "weights": weights, "path": [weights]},
+        {"kind": "spectrum", "config": SESSION, "k": 3},
+    ):
+        spec = parse_spec(data)
+        assert parse_spec(json.loads(spec.model_dump_json())) == spec
+        assert pickle.loads(pickle.dumps(spec)) == spec  # how Dask ships it to a worker
