@@ -59,7 +59,11 @@ export class PlaygroundState {
         && (params.get(name).shape || []).join("x") === shape);
       if (!same) continue;
       const snapshot = {};
-      for (const [name] of shapes) snapshot[name] = nest(params.get(name).value, params.get(name).shape);
+      for (const [name] of shapes) {
+        // float32 values to 8 significant digits: all they hold, in half the JSON
+        const { value, shape } = params.get(name);
+        snapshot[name] = nest(Float64Array.from(value, (x) => Number(x.toPrecision(8))), shape);
+      }
       out.push(snapshot);
     }
     return out;

@@ -292,7 +292,11 @@ def test_playground_buttons_send_this_network_to_jobs_drawn_on_the_jobs_page(
     landscape = opened.value
     landscape.wait_for_url("**/jobs#job=*", timeout=30_000)
     landscape.wait_for_function("() => window.jobsPage && jobsPage.ready")
-    wait_drawn(landscape, "landscape")
+    landscape_id = wait_drawn(landscape, "landscape")
+    # the snapshots kept along training (at most 50) and the current weights last
+    sent_path = landscape.evaluate(f"() => jobsPage.jobs.get('{landscape_id}').job.spec.path")
+    assert 3 <= len(sent_path) <= 51
+    assert _flat(sent_path[-1]["W1"]) == pytest.approx(weights["W1"], rel=1e-5, abs=1e-6)
     surface = plot_data(landscape, "plot-landscape-surface")
     assert surface[0]["type"] == "surface"
     assert "WebGL is not supported" not in landscape.text_content("#plot-landscape-surface")
