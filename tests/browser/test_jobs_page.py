@@ -378,3 +378,31 @@ def test_without_a_cluster_the_page_says_why_and_the_forms_are_off(
     assert message.startswith("The spectrum job was refused:") and "cannot be reached" in message
     page.wait_for_function("() => document.getElementById('spectrum-job').disabled === false")
     without_expected_refusals(console_errors, 503)
+
+
+def test_weight_snapshots_stay_few_and_span_the_run(
+    page: Page, server_url: str, console_errors: list[str]
+) -> None:
+    open_jobs_page(page, server_url)
+    steps = page.evaluate(
+        """async () => {
+          const { PlaygroundState } = await import("/static/js/state.js");
+          const state = new PlaygroundState();
+          const params = (shape) => new Map([["W1", { value: new Float32Array(6), shape }]]);
+          const kept = [];
+          for (let step = 0; step <= 10000; step += 7) state.recordSnapshot(step, params([2, 3]));
+          kept.push(state.snapshots.map((s) => s.step));
+          // a reset: the counters start again, and so does the path
+          for (let step = 0; step <= 70; step += 7) state.recordSnapshot(step, params([3, 2]));
+          kept.push(state.snapshots.map((s) => s.step));
+          // only snapshots of the current shapes go to a job
+          kept.push(state.snapshotsLike({ W1: [[0, 0], [0, 0], [0, 0]] }).length);
+          kept.push(state.snapshotsLike({ W1: [[0, 0, 0], [0, 0, 0]] }).length);
+          return kept;
+        }"""
+    )
+    run, after_reset, matching, other_shape = steps
+    assert 25 <= len(run) <= 50
+    assert run == sorted(run) and run[0] == 0 and run[-1] >= 9000
+    assert after_reset == list(range(0, 71, 7))
+    assert matching == len(after_reset) and other_shape == 0
