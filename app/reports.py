@@ -18,7 +18,7 @@ import plotly.io as pio
 
 REPORT_CSP = ("sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
               "style-src 'unsafe-inline'; img-src data: blob:")
-TITLES = {"digits": "Digits: a 784-100-10 network (Fig. 6.3)",
+TITLES = {"digits": "Digits: a 784-{hidden}-10 network (Fig. 6.3)",
           "sweep": "Depth against width (Figs. 6.9-6.10)",
           "landscape": "The cost on a plane through the weights",
           "spectrum": "Top eigenvalues of the Hessian of the cost"}
@@ -62,8 +62,10 @@ def _digits(result: dict[str, Any]) -> list[go.Figure]:
         points = list(zip(space.get("x", []), space.get("y", []), space.get("label", [])))
         for digit in sorted({label for _, _, label in points}):
             chosen = [(x, y) for x, y, label in points if label == digit]
-            figure.add_scattergl(x=[x for x, _ in chosen], y=[y for _, y in chosen],
-                                 mode="markers", name=str(digit), marker={"size": 5})
+            # SVG, not scattergl: WebGL traces build functions at run time, which this
+            # page's policy (no 'unsafe-eval') forbids; a few thousand points draw fine
+            figure.add_scatter(x=[x for x, _ in chosen], y=[y for _, y in chosen],
+                               mode="markers", name=str(digit), marker={"size": 5})
         figures.append(figure)
     return figures
 
@@ -81,15 +83,22 @@ def _sweep(result: dict[str, Any]) -> list[go.Figure]:
 
 def _landscape(result: dict[str, Any]) -> list[go.Figure]:
     alphas, betas, cost = result.get("alphas"), result.get("betas"), result.get("cost")
-    surface = go.Figure(layout={**_LAYOUT, "height": 560, "title": "Cost surface",
+    surface = go.Figure(layout={**_LAYOUT, "height": 600, "title": "Cost surface",
                                 "scene": {"xaxis": {"title": "α"}, "yaxis": {"title": "β"},
-                                          "zaxis": {"title": "cost"}}})
-    surface.add_surface(x=alphas, y=betas, z=cost, colorscale="Viridis",
+                                          "zaxis": {"title": "cost"},
+                                          "camera": {"eye": {"x": 1.6, "y": 1.6, "z": 1.1}}}})
+    surface.add_surface(x=alphas, y=betas, z=cost, colorscale="Viridis", name="cost",
                         contours={"z": {"show": True, "usecolormap": True, "project_z": True}})
+    path, path_cost = result.get("path") or [], result.get("path_cost") or []
+    if path and len(path_cost) == len(path):
+        surface.add_scatter3d(x=[point[0] for point in path], y=[point[1] for point in path],
+                              z=path_cost, mode="lines+markers", name="training path",
+                              line={"color": "#d62728", "width": 4}, marker={"size": 2})
     contour = go.Figure(layout={**_LAYOUT, "title": "Contours, with the training path",
-                                "xaxis": {"title": "α"}, "yaxis": {"title": "β"}})
+                                "xaxis": {"title": "α"}, "yaxis": {"title": "β"},
+                                "margin": {**_LAYOUT["margin"], "b": 90},
+                                "legend": {"orientation": "h", "yanchor": "top", "y": -0.18}})
     contour.add_contour(x=alphas, y=betas, z=cost, colorscale="Viridis", name="cost")
-    path = result.get("path") or []
     if path:
         contour.add_scatter(x=[point[0] for point in path], y=[point[1] for point in path],
                             mode="lines+markers", name="training path",
@@ -102,7 +111,8 @@ def _landscape(result: dict[str, Any]) -> list[go.Figure]:
 def _spectrum(result: dict[str, Any]) -> list[go.Figure]:
     eigenvalues = result.get("eigenvalues") or []
     figure = go.Figure(layout={**_LAYOUT, "title": "Top eigenvalues",
-                               "xaxis": {"title": "rank"}, "yaxis": {"title": "eigenvalue"}})
+                               "xaxis": {"title": "rank", "dtick": 1},
+                               "yaxis": {"title": "eigenvalue"}})
     ranks = list(range(1, len(eigenvalues) + 1))
     figure.add_scatter(x=ranks, y=eigenvalues, mode="markers", name="Lanczos",
                        marker={"size": 10})
@@ -135,7 +145,7 @@ def build_report(job: dict[str, Any]) -> str:
         pio.to_html(figure, include_plotlyjs=index == 0, full_html=False, config=_CONFIG)
         for index, figure in enumerate(figures)
     ]
-    title = TITLES.get(kind, kind)
+    title = TITLES.get(kind, kind).format(**(job.get("spec") or {}))
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
