@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, WebSocket
+from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ValidationError
@@ -26,6 +27,12 @@ router = APIRouter()
 Browser = Annotated[str, Depends(browser_id)]
 NOT_FOUND = "no such job for this browser"
 CLOSE_NOT_FOUND = 4404  # WebSocket close code: the job does not exist for this browser
+# the body is read by hand (size cap), so OpenAPI is told what it holds
+SPEC_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["kind"],
+    "properties": {"kind": {"enum": ["digits", "sweep", "landscape", "spectrum"]}},
+    "description": "a job spec: jobs/specs.py has each kind's fields, defaults and bounds",
+}}}}}
 
 
 class JobList(BaseModel):
@@ -68,12 +75,36 @@ def _check_limits(spec: Any, settings: Settings) -> None:
             })
 
 
-@router.post("/api/jobs", status_code=202)
+async def _json_body(request: Request, limit: int) -> dict[str, Any]:
+    """The request's JSON object, read no further than ``limit`` bytes (413 beyond)."""
+    too_large = HTTPException(413, f"a job request holds at most {limit} bytes "
+                              "(setting BACKPROP_LAB_MAX_JOB_BYTES)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    try:
+        data = json.loads(body)
+    except ValueError as error:
+        raise HTTPException(422, [{"type": "json_invalid", "loc": ["body"],
+                                   "msg": f"the body is not JSON: {error}"}]) from None
+    if not isinstance(data, dict):
+        raise HTTPException(422, [{"type": "dict_type", "loc": ["body"],
+                                   "msg": "a job spec is a JSON object"}])
+    return data
+
+
+@router.post("/api/jobs", status_code=202, openapi_extra=SPEC_BODY)
 async def submit(
-    body: Annotated[dict[str, Any], Body()], manager: Manager, browser: Browser,
+    request: Request, manager: Manager, browser: Browser,
     settings: Annotated[Settings, Depends(get_settings)],
 ) -> dict[str, Any]:
     """Queue a job: 202 with the job, 422 (field or limit), 429 (too many), 503 (no cluster)."""
+    body = await _json_body(request, settings.max_job_bytes)
     try:
         # a landscape's spec builds the session's network to check it: off the event loop
         spec = await run_in_threadpool(parse_spec, body)

@@ -35,7 +35,8 @@ SMALL_DIGITS = {"kind": "digits", "epochs": 1, "hidden": 16, "train_size": 300,
 def jobs_client() -> Iterator[TestClient]:
     """One app for the module, its embedded cluster of one worker process started by the
     first job and closed by the app's shutdown."""
-    settings = Settings(local_workers=1, jobs_per_browser=2, max_sweep_nets=8)
+    settings = Settings(local_workers=1, jobs_per_browser=2, max_sweep_nets=8,
+                        max_job_bytes=65536)
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -151,6 +152,20 @@ def test_a_spec_over_a_limit_is_a_422_naming_the_limit(client):
     assert detail["field"] == "nets" and detail["limit"] == 8 and detail["value"] == 30
     assert detail["setting"] == "max_sweep_nets"
     assert "BACKPROP_LAB_MAX_SWEEP_NETS" in detail["message"]
+
+
+def test_a_body_over_the_size_limit_is_a_413_read_no_further(client):
+    reply = client.post("/api/jobs", json={"kind": "digits", "padding": "x" * 70_000})
+    assert reply.status_code == 413
+    assert "BACKPROP_LAB_MAX_JOB_BYTES" in reply.json()["detail"]
+
+    def chunks():  # no Content-Length: the server counts what it reads
+        yield b'{"kind": "digits", "padding": "'
+        for _ in range(100):
+            yield b"x" * 1000
+
+    assert client.post("/api/jobs", content=chunks(),
+                       headers={"Content-Type": "application/json"}).status_code == 413
 
 
 def test_too_many_jobs_is_a_429_and_cancel_frees_a_place(client):
