@@ -495,3 +495,34 @@ def test_specs_round_trip_through_json_and_pickle() -> None:
         spec = parse_spec(data)
         assert parse_spec(json.loads(spec.model_dump_json())) == spec
         assert pickle.loads(pickle.dumps(spec)) == spec  # how Dask ships it to a worker
+
+
+def test_make_digits_converts_the_npm_package_layout(tmp_path) -> None:
+    # the conversion script on a tiny package of the same layout: 2 digits per class
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(digits_kind.__file__).resolve().parent.parent / "data" / "make_digits.py"
+    loader = importlib.util.spec_from_file_location("make_digits", script)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    folder = tmp_path / "src" / "digits"
+    folder.mkdir(parents=True)
+    for label in range(10):
+        grey = np.zeros((2, 784))
+        grey[0, label] = 1.0
+        grey[1, 783 - label] = 0.502  # three decimals, as the package writes them
+        (folder / f"{label}.json").write_text(json.dumps({"data": grey.reshape(-1).tolist()}))
+    images, labels = module.convert(tmp_path)
+    assert images.shape == (20, 28, 28) and images.dtype == np.uint8
+    assert sorted(labels.tolist()) == sorted(list(range(10)) * 2)
+    for image, label in zip(images.reshape(20, 784), labels.tolist()):
+        if image[label] == 255:
+            assert image.sum() == 255
+        else:
+            assert image[783 - label] == 128 and image.sum() == 128
+    again, _ = module.convert(tmp_path)
+    np.testing.assert_array_equal(again, images)  # the shuffle is fixed
+    (folder / "3.json").write_text(json.dumps({"data": [0.5] * 100}))
+    with pytest.raises(ValueError, match="digit 3"):
+        module.convert(tmp_path)
