@@ -49,6 +49,10 @@ class Unavailable(Exception):
     """No cluster can run jobs now; the message says why."""
 
 
+class TooMany(Exception):
+    """The owner already has as many jobs queued or running as it may."""
+
+
 # ---- what runs on a worker -------------------------------------------------------------
 
 
@@ -305,9 +309,14 @@ class JobManager:
     def active_count(self, owner: str) -> int:
         return sum(job.active for job in self.jobs.values() if job.owner == owner)
 
-    async def submit(self, spec: BaseModel, owner: str) -> Job:
-        """Queue a validated spec as ``owner``'s job; raises ``Unavailable`` without a cluster."""
+    async def submit(self, spec: BaseModel, owner: str, max_active: int | None = None) -> Job:
+        """Queue a validated spec as ``owner``'s job; raises ``Unavailable`` without a
+        cluster and ``TooMany`` when ``owner`` has ``max_active`` unfinished jobs already."""
         await self.ensure()
+        # counted after the (possibly slow) connection and before any other await, so two
+        # requests at once cannot both take the last place
+        if max_active is not None and self.active_count(owner) >= max_active:
+            raise TooMany(f"{max_active} jobs are queued or running already")
         kind = self.kinds[spec.kind]  # type: ignore[attr-defined]
         job = Job(id=uuid.uuid4().hex, owner=owner, kind=kind.name, spec=spec)
         self.jobs[job.id] = job

@@ -20,7 +20,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.browser import browser_id
 from app.reports import REPORT_CSP, build_report
 from app.settings import Settings, get_settings
-from jobs.cluster import Job, JobManager, Unavailable
+from jobs.cluster import Job, JobManager, TooMany, Unavailable
 from jobs.specs import parse_spec, size_of
 
 router = APIRouter()
@@ -114,14 +114,17 @@ async def submit(
                                            include_input=False)]
         raise HTTPException(422, detail) from None
     await run_in_threadpool(_check_limits, spec, settings)
+    too_many = HTTPException(429, f"this browser already has {settings.jobs_per_browser} jobs "
+                             "queued or running (setting BACKPROP_LAB_JOBS_PER_BROWSER); wait "
+                             "for one to finish or cancel one")
     if manager.active_count(browser) >= settings.jobs_per_browser:
-        raise HTTPException(429, f"this browser already has {settings.jobs_per_browser} jobs "
-                            "queued or running (setting BACKPROP_LAB_JOBS_PER_BROWSER); wait "
-                            "for one to finish or cancel one")
+        raise too_many
     try:
-        job = await manager.submit(spec, browser)
+        job = await manager.submit(spec, browser, max_active=settings.jobs_per_browser)
     except Unavailable as error:
         raise HTTPException(503, str(error)) from None
+    except TooMany:
+        raise too_many from None
     return job.public()
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.cluster import JobManager, Unavailable
+from jobs.cluster import JobManager, TooMany, Unavailable
 from jobs.kinds import KINDS, run_local
 from jobs.specs import parse_spec
 from tests.conftest import ROOT, free_port
@@ -183,6 +183,24 @@ async def test_cancel_stops_the_running_pieces_within_a_second(cluster):
         after = await manager.submit(sweep([2, 3], steps=50), "browser")
         await follow(manager, after)
         assert after.state == "done", after.message
+    finally:
+        await manager.close()
+
+
+async def test_requests_at_once_cannot_pass_the_owner_s_limit(cluster):
+    manager = JobManager(scheduler=cluster.address)
+    try:
+        # all three wait for the first connection, then count
+        results = await asyncio.gather(
+            *(manager.submit(sweep([2], steps=100_000), "browser", max_active=2)
+              for _ in range(3)),
+            return_exceptions=True)
+        jobs = [result for result in results if not isinstance(result, BaseException)]
+        assert len(jobs) == 2
+        assert [type(result) for result in results if result not in jobs] == [TooMany]
+        for job in jobs:
+            await manager.cancel(job)
+        assert [job.state for job in jobs] == ["cancelled", "cancelled"]
     finally:
         await manager.close()
 
