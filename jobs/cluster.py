@@ -141,6 +141,7 @@ class Job:
     pieces: list[float] = field(default_factory=list)  # each piece's fraction done
     attempt: int = 0  # bumped when the job is submitted again (its GPU worker left)
     cancel_requested: bool = False
+    dropped: bool = False  # cancelled without waiting any longer for its pieces to stop
     timed_out: bool = False
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     listeners: set[asyncio.Queue] = field(default_factory=set)
@@ -342,6 +343,7 @@ class JobManager:
             await asyncio.wait_for(asyncio.shield(job.finished.wait()), wait_s)
         if job.active and job.task is not None:
             # a piece that does not check its Context in time is dropped, not waited for
+            job.dropped = True
             job.task.cancel()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(job.finished.wait()), 1.0)
@@ -397,7 +399,10 @@ class JobManager:
                 job.message = f"the job failed on a worker: {type(error).__name__}: {error}"
         except (asyncio.CancelledError, Cancelled) as error:
             job.state, job.message = "cancelled", "cancelled"
-            if not job.cancel_requested:  # nobody here asked: the cluster dropped its tasks
+            if job.dropped:
+                job.message = ("cancelled; a piece had not stopped a second later and was "
+                               "dropped from the cluster")
+            elif not job.cancel_requested:  # nobody here asked: the cluster dropped its tasks
                 job.state = "failed"
                 job.message = (f"the cluster dropped the job's tasks ({type(error).__name__}: "
                                f"{error}); was the connection to the scheduler lost?")

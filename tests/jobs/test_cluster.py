@@ -179,6 +179,11 @@ async def test_cancel_stops_the_running_pieces_within_a_second(cluster):
         assert job.state == "cancelled"
         # "cancelled" alone: every piece stopped by itself within the second cancel waits
         assert job.message == "cancelled"
+        # not waiting at all drops the pieces from the cluster, and says so
+        dropped = await manager.submit(sweep([2, 3], steps=100_000), "browser")
+        await started(manager, dropped, 1)
+        await manager.cancel(dropped, wait_s=0)
+        assert dropped.state == "cancelled" and "dropped" in dropped.message
         # both workers are free again: a new job runs to its end
         after = await manager.submit(sweep([2, 3], steps=50), "browser")
         await follow(manager, after)
