@@ -14,6 +14,8 @@ initial weights:
   (c) the same epoch written by hand in numpy.
 Each figure is the best of several interleaved rounds (one epoch of each per round), so a
 burst of other work on the machine slows every contender alike. Target: a/c ≤ 1.5.
+numpy's BLAS runs one thread, as on a Dask worker (its nanny sets OMP_NUM_THREADS,
+MKL_NUM_THREADS and OPENBLAS_NUM_THREADS to 1); set them before running to time others.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+# before numpy is imported: job code runs on Dask workers, whose BLAS has one thread
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -35,7 +41,7 @@ from engine.fastpath import FastPath  # noqa: E402
 from jobs.kinds import digits as digits_kind  # noqa: E402
 from jobs.specs import DigitsSpec  # noqa: E402
 
-DIGITS_ROUNDS = 5
+DIGITS_ROUNDS = 7
 DIGITS_TARGET = 1.5  # (a) / (c)
 
 
