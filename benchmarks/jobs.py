@@ -146,7 +146,11 @@ def digits() -> None:
         threads, torch_version = None, "torch not installed"
     contenders = {
         "a": ("numpy engine (fast path + SGD)", _engine_epoch(spec, order)),
-        "b_n": (f"torch CPU eager float64, {threads} threads", _torch_epoch(spec, order, None)),
+        # torch's own thread count, when it is not one already (OMP_NUM_THREADS)
+        "b_n": (
+            f"torch CPU eager float64, {threads} threads",
+            _torch_epoch(spec, order, None) if threads != 1 else None,
+        ),
         "b_1": ("torch CPU eager float64, 1 thread", _torch_epoch(spec, order, 1)),
         "c": ("hand-written numpy", _numpy_epoch(spec, order)),
     }
@@ -168,7 +172,9 @@ def digits() -> None:
     print(f"numpy {np.__version__}; {torch_version}")
     print(f"best of {DIGITS_ROUNDS} interleaved rounds per figure")
     print()
-    for key, (label, _) in contenders.items():
+    for key, (label, fn) in contenders.items():
+        if fn is None:
+            continue
         figure = f"{best[key] * 1e3:9.1f} ms" if key in best else f"{'—':>12}"
         print(f"{f'({key})':6}{label:44}{figure}")
     print()
