@@ -280,7 +280,11 @@ function renderItem(entry) {
   const title = element.querySelector(".job-title");
   title.textContent = `${kindTitle} · ${job.id.slice(0, 6)}`;
   title.setAttribute("aria-pressed", String(job.id === selectedId));
-  title.setAttribute("aria-label", `show the ${kindTitle.toLowerCase()} job ${job.id.slice(0, 6)} (${job.state})`);
+  // the controls of every item name their job: "cancel" alone would be one of many
+  const name = `${kindTitle} · ${job.id.slice(0, 6)}`;
+  element.querySelector(".cancel").setAttribute("aria-label", `cancel ${name}`);
+  element.querySelector(".report").setAttribute("aria-label", `HTML report of ${name}`);
+  element.querySelector(".json").setAttribute("aria-label", `JSON of ${name}`);
   element.querySelector(".job-state").textContent = job.state;
   element.querySelector(".job-spec").textContent = describe(job);
   const bar = element.querySelector("progress");
