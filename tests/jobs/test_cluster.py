@@ -138,21 +138,29 @@ async def started(manager: JobManager, job, pieces: int) -> dict[int, str]:
 async def test_a_sweep_runs_its_nets_as_tasks_on_both_workers(cluster):
     manager = JobManager(scheduler=cluster.address)
     try:
-        spec = sweep([2, 3, 4, 5], steps=400)
+        # eight nets of a few tenths of a second: each worker is busy long enough that the
+        # other takes its share even on a loaded machine
+        spec = sweep([2, 3, 4, 5, 6, 7, 8, 9], steps=1500)
         job = await manager.submit(spec, "browser-a")
         messages = await follow(manager, job)
         assert job.state == "done", job.message
-        assert workers_used(messages) == {"cpu", "gpu"}
+        starts = [(message["data"]["piece"], message["data"]["worker"]) for message in messages
+                  if message["type"] == "progress" and "worker" in message["data"]]
+        assert workers_used(messages) == {"cpu", "gpu"}, starts
         progress = [message for message in messages if message["type"] == "progress"]
-        assert {message["data"]["piece"] for message in progress} == {0, 1, 2, 3}
+        assert {message["data"]["piece"] for message in progress} == set(range(8))
         assert any("loss" in message["data"] for message in progress)
         fractions = [message["progress"] for message in progress]
         assert all(0 <= fraction <= 1 for fraction in fractions)
         assert messages[-1]["job"]["progress"] == 1.0
         # the same nets trained in this process give the same numbers
         local = run_local(spec)
-        assert [run["test_accuracy"] for run in job.result["runs"]] == pytest.approx(
-            [run["test_accuracy"] for run in local["runs"]])
+        # (to rounding: BLAS in another process may sum in another order, which can move a
+        # test point that sits on the boundary: one of the fifty at most)
+        for there, here in zip(job.result["runs"], local["runs"], strict=True):
+            assert there["width"] == here["width"]
+            assert there["train_loss"] == pytest.approx(here["train_loss"], rel=1e-6)
+            assert there["test_accuracy"] == pytest.approx(here["test_accuracy"], abs=0.021)
         assert manager.of("browser-a") == [job] and manager.of("browser-b") == []
         assert manager.get(job.id, "browser-b") is None
     finally:
