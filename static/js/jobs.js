@@ -455,7 +455,8 @@ function showSummary(entry) {
     line.className = "failed";
     line.textContent = `Failed: ${job.message || "no reason given"}`;
   } else if (job.state === "cancelled") {
-    line.textContent = `Cancelled${job.message ? `: ${job.message}` : "."}`;
+    const said = job.message && job.message.toLowerCase() !== "cancelled" ? `: ${job.message}` : ".";
+    line.textContent = `Cancelled${said}`;
   } else if (job.state === "done") {
     line.textContent = "Done; fetching the result…";
   } else {
