@@ -173,10 +173,10 @@ async def job_socket(websocket: WebSocket, job_id: str) -> None:
     """The job, its progress as it happens, then the job with its result; then closes."""
     manager: JobManager = websocket.app.state.jobs
     job = manager.get(job_id, browser_id(websocket))
+    await websocket.accept()  # then close: a handshake refused outright shows as 1006 only
     if job is None:
         await websocket.close(code=CLOSE_NOT_FOUND, reason=NOT_FOUND)
         return
-    await websocket.accept()
     queue = manager.listen(job)
     # the client says nothing; reading notices when it goes away before the job ends
     gone = asyncio.ensure_future(_until_disconnect(websocket))
