@@ -88,7 +88,8 @@ async def _json_body(request: Request, limit: int) -> dict[str, Any]:
         if len(body) > limit:
             raise too_large
     try:
-        data = json.loads(body)
+        # a path of weight snapshots can be megabytes of JSON: parsed off the event loop
+        data = await run_in_threadpool(json.loads, body)
     except ValueError as error:
         raise HTTPException(422, [{"type": "json_invalid", "loc": ["body"],
                                    "msg": f"the body is not JSON: {error}"}]) from None
