@@ -234,3 +234,36 @@ def test_both_backends_stop_a_diverging_net_at_the_same_step() -> None:
     assert "diverged at step" in torch_run["diverged"]
     assert 1 < len(torch_run["losses"]) == len(engine_run["losses"]) < 200
     np.testing.assert_allclose(torch_run["losses"], engine_run["losses"], rtol=1e-9)
+
+
+def test_every_kind_runs_in_float32_as_on_a_gpu(monkeypatch) -> None:
+    # on CUDA the torch backend computes in float32; no GPU here, so run that precision on
+    # the CPU: no dtype clash anywhere, and results close to the float64 ones
+    from jobs.backends import torch_net as tn
+
+    specs = [
+        DigitsSpec(epochs=1, hidden=16, train_size=500, map_points=20, backend="torch"),
+        SweepSpec(depths=[1], widths=[4], seeds=1, steps=100, backend="torch"),
+        LandscapeSpec(
+            config=SESSION,
+            resolution=5,
+            directions="hessian",
+            backend="torch",
+            path=[load_model(SESSION, None).state_dict()],
+        ),
+        SpectrumSpec(config=SESSION, k=3, iterations=20, backend="torch"),
+    ]
+    in_float64 = [run_local(spec, torch_ctx()) for spec in specs]
+    monkeypatch.setattr(tn, "dtype_for", lambda device: torch.float32)
+    in_float32 = [run_local(spec, torch_ctx()) for spec in specs]
+    digits64, sweep64, landscape64, spectrum64 = in_float64
+    digits32, sweep32, landscape32, spectrum32 = in_float32
+    assert abs(digits32["test_accuracy"] - digits64["test_accuracy"]) < 0.02
+    assert sweep32["runs"][0]["train_loss"] == pytest.approx(
+        sweep64["runs"][0]["train_loss"], rel=1e-3
+    )
+    np.testing.assert_allclose(landscape32["cost"], landscape64["cost"], rtol=1e-4)
+    np.testing.assert_allclose(
+        spectrum32["eigenvalues"], spectrum64["eigenvalues"], rtol=1e-3, atol=1e-5
+    )
+    np.testing.assert_allclose(spectrum32["exact"], spectrum64["exact"], rtol=1e-3, atol=1e-5)
