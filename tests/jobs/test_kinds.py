@@ -526,3 +526,40 @@ def test_make_digits_converts_the_npm_package_layout(tmp_path) -> None:
     (folder / "3.json").write_text(json.dumps({"data": [0.5] * 100}))
     with pytest.raises(ValueError, match="digit 3"):
         module.convert(tmp_path)
+
+
+def test_the_command_line_runs_a_job_and_names_bad_fields() -> None:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    spec = {
+        "kind": "sweep",
+        "depths": [1],
+        "widths": [3],
+        "seeds": 1,
+        "steps": 50,
+        "backend": "numpy",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs", json.dumps(spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    assert result["runs"][0]["parameters"] == (2 * 3 + 3) + (3 + 1)
+    assert "step" in done.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "jobs"],
+        input='{"kind": "digits", "epochs": 0}',
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "digits.epochs" in bad.stderr
