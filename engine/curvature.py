@@ -143,6 +143,11 @@ def lanczos(
     scale = 0.0
     for j in range(steps):
         w = np.asarray(matvec(basis[j]), dtype=np.float64).reshape(-1)
+        if not np.isfinite(w).all():
+            raise ValueError(
+                f"lanczos: the operator gave a non-finite product at step {j + 1} "
+                "(is the cost finite at these weights?)"
+            )
         alpha = float(basis[j] @ w)
         alphas.append(alpha)
         w = w - alpha * basis[j]

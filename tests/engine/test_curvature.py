@@ -178,6 +178,8 @@ def test_lanczos_rejects_bad_arguments() -> None:
         lanczos(lambda v: v, 3, k=0, iterations=3)
     with pytest.raises(ValueError, match="at least one parameter"):
         lanczos(lambda v: v, 0, k=1, iterations=3)
+    with pytest.raises(ValueError, match="non-finite product at step 1"):
+        lanczos(lambda v: v * np.nan, 3, k=1, iterations=3)
 
 
 def test_hvp_rejects_a_vector_of_the_wrong_size_and_a_non_scalar_cost() -> None:
