@@ -563,3 +563,13 @@ def test_the_command_line_runs_a_job_and_names_bad_fields() -> None:
         timeout=120,
     )
     assert bad.returncode == 2 and "digits.epochs" in bad.stderr
+
+
+def test_without_torch_auto_means_the_engine_and_torch_is_an_error(monkeypatch) -> None:
+    import jobs.context
+
+    monkeypatch.setattr(jobs.context, "torch_available", lambda: False)
+    assert resolve_backend("auto") == ("numpy", "cpu")
+    assert Context(backend="auto").backend == "numpy"
+    with pytest.raises(ValueError, match="backend: 'torch' was asked for"):
+        Context(backend="torch")
