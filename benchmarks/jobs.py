@@ -211,6 +211,18 @@ async def _first_progress(manager, spec) -> tuple[float, float]:
             return first if first is not None else math.nan, time.perf_counter() - started
 
 
+async def _cancel_seconds(manager, spec) -> tuple[float, bool]:
+    """Seconds from cancel to the job's cancelled state, once its piece is running; and
+    whether the piece had to be dropped rather than stopping by itself."""
+    job = await manager.submit(spec, "benchmark")
+    queue = manager.listen(job)
+    while "worker" not in (await queue.get()).get("data", {}):
+        pass
+    started = time.perf_counter()
+    await manager.cancel(job)
+    return time.perf_counter() - started, job.dropped
+
+
 async def _dispatch_figures() -> None:
     from jobs.cluster import JobManager
     from jobs.kinds import run_local
@@ -218,18 +230,27 @@ async def _dispatch_figures() -> None:
 
     tiny = parse_spec({"kind": "sweep", "depths": [1], "widths": [2], "seeds": 1, "steps": 50,
                        "size": 100, "backend": "numpy"})
+    long = parse_spec({**DISPATCH_SWEEP, "depths": [1], "widths": [4], "seeds": 1,
+                       "steps": 100_000})
     manager = JobManager(local_workers=2)
     try:
         cold, _ = await _first_progress(manager, tiny)  # starts the cluster, workers import
         warm = [(await _first_progress(manager, tiny))[0] for _ in range(DISPATCH_WARM_ROUNDS)]
+        stops = [await _cancel_seconds(manager, long) for _ in range(DISPATCH_WARM_ROUNDS)]
     finally:
         await manager.close()
     print("submit -> first progress event, embedded LocalCluster of 2 worker processes:")
     print(f"  cold (starts the cluster; the workers import the job code)  {cold:6.2f} s")
     mark = "within" if min(warm) <= DISPATCH_TARGET_S else "OVER"
     median = sorted(warm)[len(warm) // 2]
+    dropped = sum(job_dropped for _, job_dropped in stops)
+    stop_times = sorted(seconds for seconds, _ in stops)
     print(f"  warm, best / median of {DISPATCH_WARM_ROUNDS}       {min(warm) * 1000:6.0f} / "
           f"{median * 1000:.0f} ms  ({mark} the {DISPATCH_TARGET_S:g} s target)")
+    print(f"cancel -> every running piece stopped by itself, best / median / worst of "
+          f"{DISPATCH_WARM_ROUNDS}: {stop_times[0] * 1000:.0f} / "
+          f"{stop_times[len(stop_times) // 2] * 1000:.0f} / {stop_times[-1] * 1000:.0f} ms; "
+          f"{dropped} dropped after the 1 s wait")
     spec = parse_spec(DISPATCH_SWEEP)
     nets = len(spec.depths) * len(spec.widths) * spec.seeds
     # both clusters up at once (an idle one costs nothing), rounds interleaved, best of each

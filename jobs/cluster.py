@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import time
@@ -34,6 +35,7 @@ from pydantic import BaseModel
 from jobs.context import Cancelled, Context
 from jobs.kinds import KINDS, JobKind
 
+logger = logging.getLogger(__name__)
 TOPIC = "backprop-lab-jobs"  # the event-log topic every job's progress goes out on
 CHECK_INTERVAL_S = 0.2  # a task asks the scheduler whether it was cancelled at most this often
 REPORT_INTERVAL_S = 0.05  # progress without partial data is sent at most this often per piece
@@ -142,6 +144,8 @@ class Job:
     attempt: int = 0  # bumped when the job is submitted again (its GPU worker left)
     cancel_requested: bool = False
     dropped: bool = False  # cancelled without waiting any longer for its pieces to stop
+    futures: list[Future] = field(default_factory=list)  # the pieces' tasks, then combine's
+    started_pieces: set[int] = field(default_factory=set)  # pieces a worker has begun
     timed_out: bool = False
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     listeners: set[asyncio.Queue] = field(default_factory=set)
@@ -339,15 +343,27 @@ class JobManager:
         if self.client is not None:
             with contextlib.suppress(Exception):
                 await Event(f"cancel-{job.id}", client=self.client).set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(job.finished.wait()), wait_s)
+        # stopped: every piece a worker began has returned (the others are never started:
+        # their tasks are cancelled, and a piece that starts anyway sees the flag first)
+        deadline = time.monotonic() + wait_s
+        while job.active and not self._pieces_stopped(job) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         if job.active and job.task is not None:
             # a piece that does not check its Context in time is dropped, not waited for
-            job.dropped = True
+            job.dropped = not self._pieces_stopped(job)
+            if job.dropped:
+                logger.warning("job %s: pieces %s still running %.2f s after cancel; dropped",
+                               job.id, sorted(index for index in job.started_pieces
+                                              if not job.futures[index].done()), wait_s)
             job.task.cancel()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(job.finished.wait()), 1.0)
         return job
+
+    @staticmethod
+    def _pieces_stopped(job: Job) -> bool:
+        pieces = job.futures[: len(job.pieces)]
+        return all(pieces[index].done() for index in job.started_pieces if index < len(pieces))
 
     def listen(self, job: Job) -> asyncio.Queue:
         """A queue of the job's messages from now on: progress, then one "result"."""
@@ -377,13 +393,15 @@ class JobManager:
         job.message = str(report.get("message", ""))
         job.state = "running"
         data = dict(report.get("data") or {})
+        if "worker" in data:
+            job.started_pieces.add(piece)
         data.update(piece=piece, pieces=len(job.pieces))
         job.publish({"type": "progress", "progress": job.progress, "message": job.message,
                      "data": data})
 
     async def _run(self, job: Job, kind: JobKind) -> None:
         """Follow one job from submission to its end state; never raises."""
-        futures: list[Future] = []
+        futures = job.futures
         limit = asyncio.timeout(self.time_limit_s)
         try:
             async with limit:
@@ -431,6 +449,7 @@ class JobManager:
         if not pieces:
             raise ValueError("the job's plan has no pieces")
         job.pieces = [0.0] * len(pieces)
+        job.started_pieces = set()
         resources = {"GPU": 1} if gpu else None
         tag = f"{job.kind}-{job.id}-{job.attempt}"
         # the spec goes inside every piece's task: made a task of its own that the pieces
