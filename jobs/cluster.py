@@ -26,14 +26,17 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from distributed import Client, Event, Future, LocalCluster, get_worker
-from distributed.scheduler import KilledWorker
 from pydantic import BaseModel
 
 from jobs.context import Cancelled, Context
 from jobs.kinds import KINDS, JobKind
+
+# distributed is imported where it is used: importing it costs the app's start-up ~0.15 s,
+# and the app needs it only once a job comes (the cluster itself starts with the first job)
+if TYPE_CHECKING:
+    from distributed import Client, Event, Future, LocalCluster
 
 logger = logging.getLogger(__name__)
 TOPIC = "backprop-lab-jobs"  # the event-log topic every job's progress goes out on
@@ -74,6 +77,8 @@ class _CancelFlag:
             return self.cancelled
         self.last = now
         if self.event is None:
+            from distributed import Event
+
             self.event = Event(self.name)  # the worker's own client, made on first use
         self.cancelled = bool(self.event.is_set())
         return self.cancelled
@@ -86,6 +91,8 @@ class _Reporter:
     fraction updates are thinned so a tight loop cannot flood the scheduler."""
 
     def __init__(self, job_id: str, attempt: int, piece: int):
+        from distributed import get_worker
+
         self.worker = get_worker()
         self.head = {"job": job_id, "attempt": attempt, "piece": piece}
         self.last = -math.inf
@@ -237,6 +244,8 @@ class JobManager:
         return self.client
 
     async def _connect(self) -> Client:
+        from distributed import Client, LocalCluster
+
         if self.scheduler:
             client = await Client(self.scheduler, asynchronous=True,
                                   timeout=self.connect_timeout_s)
@@ -341,6 +350,8 @@ class JobManager:
         job.cancel_requested = True
         job.message = "cancelling"
         if self.client is not None:
+            from distributed import Event
+
             with contextlib.suppress(Exception):
                 await Event(f"cancel-{job.id}", client=self.client).set()
         # stopped: every piece a worker began has returned (the others are never started:
@@ -401,6 +412,8 @@ class JobManager:
 
     async def _run(self, job: Job, kind: JobKind) -> None:
         """Follow one job from submission to its end state; never raises."""
+        from distributed.scheduler import KilledWorker  # loaded with the client already
+
         futures = job.futures
         limit = asyncio.timeout(self.time_limit_s)
         try:
@@ -501,6 +514,8 @@ class JobManager:
         if client is None:
             return
         if job.state != "done":
+            from distributed import Event
+
             with contextlib.suppress(Exception):
                 await Event(f"cancel-{job.id}", client=client).set()
             with contextlib.suppress(Exception):
@@ -511,5 +526,7 @@ class JobManager:
 
     async def _clear(self, job_id: str) -> None:
         if self.client is not None:
+            from distributed import Event
+
             with contextlib.suppress(Exception):
                 await Event(f"cancel-{job_id}", client=self.client).clear()

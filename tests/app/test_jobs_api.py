@@ -260,3 +260,12 @@ def test_a_real_server_starts_its_cluster_with_the_first_job_and_closes_it(tmp_p
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_the_app_imports_dask_only_when_a_job_comes():
+    """``make run`` starts as fast as without jobs: not even Dask is imported until then."""
+    check = ("import sys, app.main; "
+             "print(sorted(name for name in ('dask', 'distributed') if name in sys.modules))")
+    output = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    assert output.stdout.strip() == "[]"
