@@ -47,7 +47,6 @@ RETRY_AFTER_S = 10.0  # a failed connection is reported for this long before try
 EVENT_KEEP_S = 60.0  # a cancelled job's flag stays set this long for tasks still running
 # what a cancelled piece returns: a stop the user asked for is not an error in the workers' logs
 CANCELLED = {"cancelled": "the job was cancelled"}
-STATES = ("queued", "running", "done", "failed", "cancelled")
 
 
 class Unavailable(Exception):
