@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = JobManager(
         scheduler=settings.scheduler, local_workers=settings.local_workers,
         time_limit_s=settings.job_time_limit_s, connect_timeout_s=settings.scheduler_timeout_s,
-        kept_per_owner=settings.jobs_kept_per_browser,
+        kept_per_owner=settings.jobs_kept_per_browser, kept=settings.jobs_kept,
     )
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.include_router(api.router)

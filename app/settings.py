@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     scheduler_timeout_s: float = Field(5.0, gt=0, le=120, description="connecting to it")
     jobs_per_browser: int = Field(2, ge=1, le=100, description="queued or running at once")
     jobs_kept_per_browser: int = Field(20, ge=1, le=1000, description="finished jobs kept")
+    jobs_kept: int = Field(2000, ge=1, description="finished jobs kept, all browsers")
     job_time_limit_s: float = Field(600.0, gt=0, description="a longer job is stopped")
     max_job_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="a job request's body")
     max_digits_epochs: int = Field(20, ge=1, description="digits: passes over the data")

@@ -190,12 +190,14 @@ class JobManager:
 
     def __init__(self, *, scheduler: str | None = None, local_workers: int = 0,
                  time_limit_s: float = 600.0, connect_timeout_s: float = 5.0,
-                 kept_per_owner: int = 50, kinds: Mapping[str, JobKind] | None = None):
+                 kept_per_owner: int = 50, kept: int = 1000,
+                 kinds: Mapping[str, JobKind] | None = None):
         self.scheduler = scheduler or None
         self.local_workers = local_workers or default_workers()
         self.time_limit_s = time_limit_s
         self.connect_timeout_s = connect_timeout_s
         self.kept_per_owner = kept_per_owner
+        self.kept = kept
         self.kinds = dict(KINDS if kinds is None else kinds)
         self.jobs: dict[str, Job] = {}
         self.client: Client | None = None
@@ -338,9 +340,17 @@ class JobManager:
         return job
 
     def _forget_old(self, owner: str) -> None:
+        """Keep results for ``kept_per_owner`` finished jobs per owner and ``kept`` in all:
+        the oldest finished ones go (a server meets browsers without end)."""
         finished = [job for job in self.of(owner) if not job.active]
         for job in finished[max(self.kept_per_owner - 1, 0):]:
             del self.jobs[job.id]
+        surplus = len(self.jobs) - self.kept
+        if surplus > 0:
+            oldest = sorted((job for job in self.jobs.values() if not job.active),
+                            key=lambda job: job.created)
+            for job in oldest[:surplus]:
+                del self.jobs[job.id]
 
     async def cancel(self, job: Job, wait_s: float = 1.0) -> Job:
         """Ask the job's tasks to stop; give them ``wait_s`` to do so, then drop them."""

@@ -220,6 +220,22 @@ async def test_requests_at_once_cannot_pass_the_owner_s_limit(cluster):
         await manager.close()
 
 
+async def test_the_oldest_finished_jobs_are_forgotten_per_owner_and_in_all(cluster):
+    manager = JobManager(scheduler=cluster.address, kept_per_owner=2, kept=3)
+    try:
+        done = []
+        for owner in ("a", "a", "a", "b", "b"):
+            job = await manager.submit(sweep([2], steps=10), owner)
+            await follow(manager, job)
+            done.append(job)
+        # a's first went when a's third came; a's second when b's second made four in all
+        assert manager.of("a") == [done[2]]
+        assert manager.of("b") == [done[4], done[3]]
+        assert manager.get(done[0].id, "a") is None
+    finally:
+        await manager.close()
+
+
 async def test_the_time_limit_stops_a_job_and_says_so(cluster):
     manager = JobManager(scheduler=cluster.address, time_limit_s=1.0)
     try:
