@@ -1,5 +1,10 @@
-# Backprop Lab: the web app with its embedded defaults (no GPU worker).
-FROM python:3.11-slim
+# Backprop Lab. Two targets from one recipe:
+#   docker build -t backprop-lab .                                the web app (the default target)
+#   docker build --target worker -t backprop-lab-worker .         a Dask worker for heavy jobs:
+#       the same image plus the `worker` extra (torch), running `dask worker` (docs/jobs.md)
+
+# ---- app: the web app with its embedded job cluster (no GPU worker needed) ----
+FROM python:3.11-slim AS app
 
 # PYTHONPATH: the app is imported from this folder, beside templates/ and static/
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,6 +17,7 @@ WORKDIR /srv/backprop-lab
 # Install dependencies first so that code edits do not invalidate this layer.
 COPY pyproject.toml README.md ./
 COPY engine ./engine
+COPY jobs ./jobs
 COPY app ./app
 RUN pip install .
 
@@ -26,3 +32,23 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD python -c "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
 
 CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
+
+# ---- worker: the same image with torch, serving a Dask scheduler's jobs ----
+# docker run --gpus all -e DASK_SCHEDULER_ADDRESS=tcp://host:8786 backprop-lab-worker
+# (without a GPU, drop --gpus and override the command without --resources GPU=1)
+FROM app AS worker
+
+USER root
+# the `worker` extra pins torch; PyPI's Linux x86-64 wheel carries its CUDA libraries
+RUN pip install "/srv/backprop-lab[worker]" && rm -rf /srv/backprop-lab/build
+USER lab
+
+# `dask worker` reads the scheduler's address from DASK_SCHEDULER_ADDRESS; set it at run time
+ENV DASK_SCHEDULER_ADDRESS=tcp://scheduler:8786
+# a worker serves no web page: the app's health check does not apply
+HEALTHCHECK NONE
+# one task at a time per worker: a job's piece already uses the whole GPU (or core)
+CMD ["dask", "worker", "--nthreads", "1", "--resources", "GPU=1", "--no-dashboard"]
+
+# ---- the default target: the app ----
+FROM app

@@ -43,3 +43,4 @@ bench: install-test chromium
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/frames.py
 	$(BIN)/python benchmarks/browser.py
+	$(BIN)/python benchmarks/jobs.py

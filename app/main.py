@@ -12,11 +12,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app.browser import BrowserCookie
 from app.limits import AddressCounter
-from app.routes import api, docs, pages, ws
+from app.routes import api, docs, jobs, pages, ws
 from app.scheduler import LoopMonitor, Registry, Worker
 from app.security import SecurityHeaders
 from app.settings import Settings, get_settings
+from jobs.cluster import JobManager
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         monitor.cancel()
         app.state.worker.close()
+        await app.state.jobs.close()  # the embedded Dask cluster, if a job started it
 
     # /docs is our own page on vendored Swagger UI (app/routes/docs.py); no ReDoc (a CDN)
     app = FastAPI(title="Backprop Lab", version="0.1.0", lifespan=lifespan,
@@ -45,11 +48,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = Registry()
     app.state.loop_monitor = LoopMonitor()
     app.state.addresses = AddressCounter()
+    # heavy jobs (issue 9): the Dask cluster is started or reached by the first job
+    app.state.jobs = JobManager(
+        scheduler=settings.scheduler, local_workers=settings.local_workers,
+        time_limit_s=settings.job_time_limit_s, connect_timeout_s=settings.scheduler_timeout_s,
+        kept_per_owner=settings.jobs_kept_per_browser, kept=settings.jobs_kept,
+    )
     app.state.templates = Jinja2Templates(directory=ROOT / "templates")
     app.include_router(api.router)
     app.include_router(ws.router)
     app.include_router(pages.router)
     app.include_router(docs.router)
+    app.include_router(jobs.router)
+    app.add_middleware(BrowserCookie)  # the browser id jobs belong to (app/browser.py)
     app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
     return app
 

@@ -63,6 +63,33 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
+    # heavy jobs (issue 9, docs/jobs.md): where they run and what one browser may ask for.
+    # A size limit is named max_<kind>_<size>, <size> being a key of jobs.specs.size_of.
+    scheduler: str | None = Field(
+        None, description="Dask scheduler address (tcp://host:8786); unset: embedded cluster"
+    )
+    local_workers: int = Field(0, ge=0, le=64, description="embedded workers; 0: min(cores, 4)")
+    scheduler_timeout_s: float = Field(5.0, gt=0, le=120, description="connecting to it")
+    jobs_per_browser: int = Field(2, ge=1, le=100, description="queued or running at once")
+    jobs_kept_per_browser: int = Field(20, ge=1, le=1000, description="finished jobs kept")
+    jobs_kept: int = Field(2000, ge=1, description="finished jobs kept, all browsers")
+    job_time_limit_s: float = Field(600.0, gt=0, description="a longer job is stopped")
+    max_job_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="a job request's body")
+    max_digits_epochs: int = Field(20, ge=1, description="digits: passes over the data")
+    max_digits_hidden: int = Field(500, ge=1, description="digits: hidden units")
+    max_sweep_nets: int = Field(60, ge=1, description="sweep: depths x widths x seeds")
+    max_sweep_total_steps: int = Field(300_000, ge=1, description="sweep: updates, all nets")
+    max_landscape_points: int = Field(101 * 101, ge=9, description="landscape: grid points")
+    max_landscape_parameters: int = Field(20_000, ge=1, description="landscape: net size")
+    max_landscape_path: int = Field(200, ge=0, description="landscape: weight snapshots")
+    max_spectrum_parameters: int = Field(20_000, ge=1, description="spectrum: net size")
+    max_spectrum_iterations: int = Field(300, ge=1, description="spectrum: Lanczos steps")
+
+    def job_limit(self, kind: str, size: str) -> tuple[str, float] | None:
+        """(setting name, value) of the limit on ``size`` of a ``kind`` job, if one is set."""
+        name = f"max_{kind}_{size}"
+        return (name, getattr(self, name)) if name in type(self).model_fields else None
+
 
 @lru_cache
 def get_settings() -> Settings:

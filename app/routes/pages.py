@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import plotly
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
+
+from engine.datasets import DATASETS
+from jobs.specs import SWEEP_DATASETS, DigitsSpec, LandscapeSpec, SpectrumSpec, SweepSpec
 
 router = APIRouter()
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -28,6 +32,39 @@ def playground(request: Request):
 def step_through(request: Request):
     """The step-through page: forward and backward passes node by node."""
     return request.app.state.templates.TemplateResponse(request, "step.html", {})
+
+
+# ----- the heavy jobs page (issue 9) ---------------------------------------------------------
+# plotly's WebGL traces (the digit maps' scattergl, the landscape's surface) compile their
+# shaders' glue with `Function`, so this page alone allows 'unsafe-eval'; it sets its own
+# policy, which the app's stricter default leaves alone.
+JOBS_PAGE_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-eval'; worker-src 'self' blob:; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; "
+    "font-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'self'"
+)
+
+
+def _spec_defaults() -> dict[str, dict[str, Any]]:
+    """Each job kind's defaults, from its spec: the forms show what the server fills in."""
+    return {
+        model.model_fields["kind"].default: {
+            name: field.get_default(call_default_factory=True)
+            for name, field in model.model_fields.items() if not field.is_required()
+        }
+        for model in (DigitsSpec, SweepSpec, LandscapeSpec, SpectrumSpec)
+    }
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs_page(request: Request):
+    """The heavy jobs page: submit digits, sweeps, landscapes and spectra; draw their results."""
+    datasets = [(name, DATASETS[name].title) for name in SWEEP_DATASETS]
+    response = request.app.state.templates.TemplateResponse(
+        request, "jobs.html", {"defaults": _spec_defaults(), "sweep_datasets": datasets}
+    )
+    response.headers["Content-Security-Policy"] = JOBS_PAGE_CSP
+    return response
 
 
 @router.get("/vendor/plotly.min.js")

@@ -381,7 +381,10 @@ function takeFrame() {
     state.network = frame.network;
     applyNetwork();
   }
-  if (frame.params) state.weights = frame.params;
+  if (frame.params) {
+    state.weights = frame.params;
+    state.recordSnapshot(frame.step, frame.params);
+  }
   surface.setSurface(frame.surface);
   if (surface.hoveredUnit && surface.unitMap && network.hovered) {
     hoverUnit(network.hovered.kind === "unit" ? { layer: network.hovered.layer, unit: network.hovered.unit, column: network.hovered.column } : null);
@@ -447,6 +450,11 @@ function download(message) {
     openStepThrough(message);
     return;
   }
+  if (message.id === JOB_EXPORT_ID) {
+    if (jobExport) jobExport(message);
+    jobExport = null;
+    return;
+  }
   const payload = {
     format: "backprop-lab", schema_version: message.schema_version, config: message.config,
     view: message.view, speed: message.speed, weights: message.weights, step: message.step, epoch: message.epoch,
@@ -500,6 +508,35 @@ function updateStepLink(fragment = state.urlFragment()) {
   const link = document.getElementById("step-link");
   const base = body.dataset.stepUrl || "/step";
   link.href = `${base}${fragment}`;
+}
+
+// ----- heavy jobs on this network (issue 9) ---------------------------------------------------
+// The buttons send the session's exact weights (an `export`) and, for a landscape, the
+// snapshots taken along training, to POST /api/jobs, and open /jobs on the new job. The tab
+// is opened at the click (a tab opened later, after the replies, is a blocked pop-up); the
+// code that submits is loaded on the first click, so the page's load does not grow.
+const JOB_EXPORT_ID = "jobs";
+let jobExport = null; // resolves the export on its way for a job
+for (const button of document.querySelectorAll(".jobs-row button[data-kind]")) {
+  button.addEventListener("click", () => {
+    const slot = document.getElementById("jobs-error");
+    slot.textContent = "";
+    if (!socket.connected) {
+      slot.textContent = "Not connected to the server: the network could not be sent.";
+      return;
+    }
+    const tab = window.open("", "_blank");
+    const exported = new Promise((resolve) => { jobExport = resolve; });
+    socket.send({ type: "export", id: JOB_EXPORT_ID });
+    button.disabled = true;
+    import("./jobsubmit.js")
+      .then(({ submitJob }) => submitJob({ kind: button.dataset.kind, exported, state, tab, slot }))
+      .catch((error) => {
+        if (tab) tab.close();
+        slot.textContent = `The job could not be submitted: ${error.message}`;
+      })
+      .finally(() => { button.disabled = false; });
+  });
 }
 
 // ----- messages --------------------------------------------------------------------------------

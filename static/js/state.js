@@ -5,6 +5,9 @@
 
 const URL_KEY = "c";
 const MAX_CURVE = 4000; // points per curve before they are thinned by half
+// Weight snapshots along training, for a loss landscape's path (issue 9): at most this many,
+// spread over the whole run (thinned by half, and taken half as often, when full).
+const MAX_SNAPSHOTS = 50;
 let curveVersion = 0; // grows with every change, across resets of the curves
 
 export class PlaygroundState {
@@ -23,6 +26,47 @@ export class PlaygroundState {
     this.options = { showTest: true, discretize: false, pointClass: 1, stage: "activation" };
     this.data = null; // decoded points of the current data_version
     this.dataVersion = -1;
+    this.snapshots = []; // {step, params}: the frames' weights (float32) along training
+    this.snapshotGap = 1; // steps between kept snapshots
+  }
+
+  // A frame's weights (a Map from adaptFrame, not copied: each frame has its own arrays).
+  recordSnapshot(step, params) {
+    const list = this.snapshots;
+    const last = list[list.length - 1];
+    if (last && step < last.step) {
+      // a reset or a new configuration: the counters restarted, and so does the path
+      list.length = 0;
+      this.snapshotGap = 1;
+    } else if (last && step - last.step < this.snapshotGap) {
+      return;
+    }
+    list.push({ step, params });
+    if (list.length > MAX_SNAPSHOTS) {
+      this.snapshots = list.filter((_, i) => i % 2 === 0);
+      this.snapshotGap *= 2;
+    }
+  }
+
+  // The snapshots whose parameters have the shapes of `weights` (nested lists, as `export`
+  // gives them), as nested lists: a unit or layer added since then changed the shapes.
+  snapshotsLike(weights) {
+    const shapeOf = (value) => (Array.isArray(value) ? [value.length, ...shapeOf(value[0])] : []);
+    const shapes = Object.entries(weights).map(([name, value]) => [name, shapeOf(value).join("x")]);
+    const out = [];
+    for (const { params } of this.snapshots) {
+      const same = shapes.every(([name, shape]) => params.has(name)
+        && (params.get(name).shape || []).join("x") === shape);
+      if (!same) continue;
+      const snapshot = {};
+      for (const [name] of shapes) {
+        // float32 values to 8 significant digits: all they hold, in half the JSON
+        const { value, shape } = params.get(name);
+        snapshot[name] = nest(Float64Array.from(value, (x) => Number(x.toPrecision(8))), shape);
+      }
+      out.push(snapshot);
+    }
+    return out;
   }
 
   // A "state" or "hello" reply: the server's word on what the session now is.

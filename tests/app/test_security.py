@@ -50,6 +50,21 @@ def test_a_socket_from_another_site_is_refused_before_a_session_exists(client, s
             websocket.close(1000)
 
 
+def test_the_jobs_socket_refuses_another_site_before_looking_up_the_job(client):
+    # refused for its origin (1008), not for the unknown job (4404): nothing is revealed
+    with client.websocket_connect(
+        "/ws/jobs/no-such-job", headers={"origin": "http://evil.example"}
+    ) as websocket:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            websocket.receive_text()
+    assert closed.value.code == 1008
+    assert "http://evil.example" in closed.value.reason
+    with client.websocket_connect("/ws/jobs/no-such-job") as websocket:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            websocket.receive_text()
+    assert closed.value.code == 4404
+
+
 def test_allowed_origins_come_from_the_settings(monkeypatch):
     monkeypatch.setenv("BACKPROP_LAB_ALLOWED_ORIGINS", "https://class.example, http://lab:8000")
     assert Settings().allowed_origins == ["https://class.example", "http://lab:8000"]
