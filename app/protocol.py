@@ -412,6 +412,10 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         playing: bool
         step: int
         epoch: float
+        speed: float = Field(description="training steps/s the learner set")
+        achieved_speed: float | None = Field(
+            description="steps/s training actually ran at over the last seconds of play "
+            "(below `speed` when the server is busy); nil when not playing")
         train_loss: float | None
         test_loss: float | None
         train_accuracy: float | None

@@ -80,15 +80,16 @@ def train_stacked(
     trainers: Sequence[Trainer],
     counts: Sequence[int],
     deadline: float | None = None,
-    on_epoch: Callable[[int], None] | None = None,
+    on_epoch: Callable[[int, int, float, dict], None] | None = None,
 ) -> StackedResult:
     """Up to ``counts[i]`` steps of ``trainers[i]``, all of which share one
     ``group_key``, as one stacked computation, stopping early (every session at the
     same step, so all slow down alike) when ``time.perf_counter()`` passes ``deadline``.
 
-    ``on_epoch(i)`` is called when trainer i finishes a pass over its data, with the
-    trainer's weights and counters as they are right after that step (what a solo run's
-    caller would see after ``step``): the session records its learning curve there.
+    ``on_epoch(i, steps, epochs, evaluation)`` reports, after the run and in step order,
+    each pass over its data that trainer i finished: its counters right after that step
+    and ``Trainer.evaluate()`` of its weights then (the session's learning curve). The
+    evaluations of all those moments are computed together, stacked like the steps.
     """
     if not trainers:
         return StackedResult([], [])
@@ -177,6 +178,7 @@ class _Run:
         # active rows at step j: rows whose count exceeds j (counts are sorted)
         self.active = np.asarray(counts)
         self.losses = np.full(S, np.nan)
+        self.snapshots: list[tuple[int, list[int], np.ndarray]] = []
         self._buffers: dict[int, tuple] = {}
         self._build_workspace()
 
@@ -259,15 +261,99 @@ class _Run:
             done = step + 1
             ends = self.epoch_ends.get(step)
             if ends and self.on_epoch is not None:
-                for row in ends:
-                    self._write_back(row, step + 1)
-                    self.on_epoch(self.order[row])
+                self.snapshots.append((step + 1, ends, self.flat[ends]))  # a copy
             if self.deadline is not None and time.perf_counter() >= self.deadline:
                 break
         result = [min(c, done) for c in counts]
         for row in range(self.S):
             self._write_back(row, result[row])
+        if self.snapshots:
+            self._report_epochs()
         return result, interrupted
+
+    # ----- the learning curve's points ---------------------------------------------------
+    def _report_epochs(self) -> None:
+        """``Trainer.evaluate()`` at every pass's end, for all of them in stacked calls."""
+        rows = np.array([row for _, ends, _ in self.snapshots for row in ends])
+        steps = [step for step, ends, _ in self.snapshots for _ in ends]
+        flats = np.concatenate([flat for _, _, flat in self.snapshots])
+        results: dict[str, list] = {}
+        for split in ("train", "test"):
+            features, targets, sizes = self._split(split)
+            losses = np.empty(len(rows))
+            accuracies: list[float | None] = [None] * len(rows)
+            for size in np.unique(sizes[rows]):
+                picked = np.flatnonzero(sizes[rows] == size)
+                x, y = features[rows[picked], :size], targets[rows[picked], :size]
+                z = self._forward(flats[picked], x)
+                losses[picked] = self._loss(z, y, np.empty_like(z), len(picked), int(size),
+                                            np.empty_like(z))
+                for k, accuracy in zip(picked, self._accuracies(z, y, rows[picked])):
+                    accuracies[k] = accuracy
+            results[f"{split}_loss"] = losses.tolist()
+            results[f"{split}_accuracy"] = accuracies
+        keys = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+        for k, row in enumerate(rows.tolist()):
+            epochs = self._counters(row, steps[k])[2]
+            self.on_epoch(self.order[row], self.bases[row][0] + steps[k], float(epochs),
+                          {key: results[key][k] for key in keys})
+
+    def _split(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row's features (S, N, F) and targets (S, N), padded, and their sizes."""
+        if split == "train":
+            sizes = np.array([t._train_size for t in self.trainers])
+            return (self.features.reshape(self.S, self.stride, -1),
+                    self.targets.reshape(self.S, self.stride), sizes)
+        sources = [(t._test_features, t.dataset.y_test) for t in self.trainers]
+        sizes = np.array([len(y) for _, y in sources])
+        features = np.zeros((self.S, max(sizes), sources[0][0].shape[1]))
+        targets = np.zeros((self.S, max(sizes)))
+        for row, (x, y) in enumerate(sources):
+            features[row, : len(y)], targets[row, : len(y)] = x, y
+        return features, targets, sizes
+
+    def _accuracies(self, z: np.ndarray, y: np.ndarray, rows: np.ndarray) -> list:
+        """``Trainer._accuracy`` of each row's outputs z (K, n, O) on targets y (K, n)."""
+        first = self.trainers[0]
+        if first.dataset.task == "regression":
+            return [None] * len(z)
+        loss = self.model.spec.output.loss
+        if loss == "softmax":
+            predicted = np.argmax(z, axis=2)
+        elif loss == "bernoulli":
+            predicted = z[:, :, 0] > 0.0  # σ(z) > ½
+        else:  # squared or absolute error on class labels: the nearest label
+            top = np.array([self.trainers[r].dataset.classes - 1 for r in rows])[:, None]
+            predicted = np.clip(np.rint(z[:, :, 0]), 0, top)
+        return np.mean(predicted == y, axis=1).tolist()
+
+    def _forward(self, flats: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Output pre-activations z of K weight vectors (K, P) on (K, n, F) features."""
+        K, n = len(flats), features.shape[1]
+        h = features
+        layers = self.layers
+        params = []
+        offset = 0
+        for parameter in self.model.parameters():
+            shape, size = parameter.value.shape, parameter.value.size
+            view = flats[:, offset : offset + size].reshape((K, *shape))
+            params.append(view if view.ndim == 3 else view[:, None, :])
+            offset += size
+        for k, layer in enumerate(layers[:-1]):
+            a = np.matmul(h, params[2 * k])
+            a += params[2 * k + 1]
+            width = a.shape[2]
+            buffers = _Buffers(pre_activation=a,
+                               activation=a if layer.spec.activation == "linear"
+                               else np.empty_like(a),
+                               grad_activation=a, grad_pre_activation=a,
+                               scratch=np.empty((K, n, width)),
+                               mask=np.empty((K, n, width), dtype=bool))
+            UNITS[layer.spec.activation][0](layer, buffers)
+            h = buffers.activation
+        z = np.matmul(h, params[-2])
+        z += params[-1]
+        return z
 
     def _step(self, step: int, m: int) -> bool:
         """One update of the first m sessions; False (and nothing changed) when a loss or
@@ -290,7 +376,7 @@ class _Run:
         z, gz = self.z[:m], self.gz[:m]
         np.matmul(h, params[-2], out=z)
         z += params[-1]
-        losses = self._loss(z, y, gz, m)
+        losses = self._loss(z, y, gz, m, n, self.zscratch[:m])
         if not np.isfinite(losses).all():
             return False
         # Algorithm 6.2, backward
@@ -329,11 +415,11 @@ class _Run:
         self.losses[:m] = losses
         return True
 
-    def _loss(self, z: np.ndarray, y: np.ndarray, grad: np.ndarray, m: int) -> np.ndarray:
-        """Each session's minibatch loss L, and ∇_z L into ``grad`` (as the fast path)."""
-        n = self.n
+    def _loss(self, z: np.ndarray, y: np.ndarray, grad: np.ndarray, m: int, n: int,
+              scratch: np.ndarray) -> np.ndarray:
+        """Each session's mean loss L over its n rows, and ∇_z L into ``grad`` (as the
+        fast path)."""
         loss_kind = self.model.spec.output.loss
-        scratch = self.zscratch[:m]
         if loss_kind == "bernoulli":
             np.logaddexp(0.0, z, out=scratch)
             losses = scratch[:, :, 0].sum(axis=1) - np.einsum("ij,ij->i", y, z[:, :, 0])
@@ -405,6 +491,19 @@ class _Run:
         flat -= step_size * velocity / denominator
 
     # ----- back to the trainers ----------------------------------------------------------
+    def _counters(self, row: int, done: int) -> tuple[int, int, float]:
+        """After ``done`` steps of row's trainer: passes finished in this run, position
+        in the current pass, and ``Trainer.epochs``."""
+        _, _, position0, epochs0, _ = self.bases[row]
+        n, size = self.n, self.trainers[row]._train_size
+        first_pass = (size - position0) // n
+        if done < first_pass:
+            passes, position = 0, position0 + done * n
+        else:
+            passes = 1 + (done - first_pass) // (size // n)
+            position = ((done - first_pass) % (size // n)) * n
+        return passes, position, epochs0 + passes + position / size
+
     def _write_back(self, row: int, done: int) -> None:
         """Trainer ``row`` as a solo run would have left it after ``done`` of its steps."""
         trainer = self.trainers[row]
@@ -413,20 +512,13 @@ class _Run:
         np.copyto(optimizer._velocity[0], self.velocity[row])
         if self.second is not None:
             np.copyto(optimizer._second[0], self.second[row])
-        steps0, opt0, position0, epochs0, order0 = self.bases[row]
+        steps0, opt0, _, _, order0 = self.bases[row]
         trainer.steps = steps0 + done
         optimizer.steps = opt0 + done
         if done:
             trainer.last_loss = float(self.losses[row])
-        # where the pass stands: whole passes finished and the position in the current one
-        n, size = self.n, trainer._train_size
-        first_pass = (size - position0) // n
-        if done < first_pass:
-            passes, position = 0, position0 + done * n
-        else:
-            passes = 1 + (done - first_pass) // (size // n)
-            position = ((done - first_pass) % (size // n)) * n
-        trainer._epochs_done = epochs0 + passes
+        passes, position, _ = self._counters(row, done)
+        trainer._epochs_done = self.bases[row][3] + passes
         trainer._position = position
         shuffles = self.shuffles[row]
         trainer._order = shuffles[passes - 1][0] if passes else order0

@@ -115,13 +115,13 @@ def test_sessions_with_different_data_sizes_share_a_group():
         assert_same(trainer, reference)
 
 
-def test_epoch_callback_sees_each_trainer_as_a_solo_run_would():
-    stacked, solo = group([config(seed=s) for s in range(3)])
-    seen: list[tuple[int, int, float, float]] = []
+@pytest.mark.parametrize("loss", STACKED_LOSSES)
+def test_each_pass_reports_the_counters_and_evaluation_of_a_solo_run(loss):
+    stacked, solo = group([config(loss=loss, seed=s) for s in range(3)])
+    seen: list[tuple[int, int, float, dict]] = []
 
-    def on_epoch(index: int) -> None:
-        trainer = stacked[index]
-        seen.append((index, trainer.steps, trainer.epochs, trainer.evaluate()["train_loss"]))
+    def on_epoch(index: int, steps: int, epochs: float, evaluation: dict) -> None:
+        seen.append((index, steps, epochs, evaluation))
 
     stacked[1].step()  # one session is part-way through a pass
     solo[1].step()
@@ -133,12 +133,19 @@ def test_epoch_callback_sees_each_trainer_as_a_solo_run_would():
             reference.step()
             if int(reference.epochs) > before:
                 expected.append((index, reference.steps, reference.epochs,
-                                 reference.evaluate()["train_loss"]))
+                                 reference.evaluate()))
     seen.sort(key=lambda e: (e[0], e[1]))
     expected.sort(key=lambda e: (e[0], e[1]))
     assert [e[:2] for e in seen] == [e[:2] for e in expected]
-    assert len(seen) == 6  # passes of 10 steps: two ends in 25 steps, also for the one ahead
-    np.testing.assert_allclose([e[2:] for e in seen], [e[2:] for e in expected], rtol=1e-10)
+    assert len(seen) == 6 and len(expected) == 6  # passes of 10 steps: two ends in 25 steps
+    for (_, _, epochs, evaluation), (_, _, solo_epochs, solo_evaluation) in zip(seen, expected):
+        assert epochs == pytest.approx(solo_epochs, abs=1e-12)
+        assert evaluation.keys() == solo_evaluation.keys()
+        for key, value in solo_evaluation.items():
+            if value is None:  # accuracy of a regression
+                assert evaluation[key] is None
+            else:
+                assert evaluation[key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
 
 
 def test_a_deadline_stops_every_session_at_the_same_step():
