@@ -391,7 +391,8 @@ class Session:
         frame: dict[str, Any] = {
             "type": "frame", "session": self.id, "seq": self.seq, "version": self.version,
             "playing": self.playing, "step": trainer.steps, "epoch": float(trainer.epochs),
-            "speed": self.speed, "achieved_speed": self.achieved_speed,
+            "speed": self.speed,
+            "achieved_speed": self.achieved_speed if self.playing else None,
             **{key: _finite_or_none(evaluation.get(key)) for key in (
                 "train_loss", "test_loss", "train_accuracy", "test_accuracy")},
             "history": self._drain_history(),
