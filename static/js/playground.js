@@ -332,7 +332,8 @@ function showReadout(info) {
 const READY_GAP_MS = 14;
 
 function sendReady() {
-  if (readyOutstanding || !socket.connected) return;
+  // a tab in the background asks for nothing: the server idles its session (issue 10)
+  if (readyOutstanding || !socket.connected || document.hidden) return;
   readyOutstanding = true;
   readySentAt = performance.now();
   socket.send({ type: "ready" });
@@ -341,6 +342,7 @@ function sendReady() {
 function receiveFrame(raw) {
   readyOutstanding = false;
   stats.frames += 1;
+  updateBusy(raw);
   const history = {};
   for (const key of Object.keys(raw.history)) history[key] = raw.history[key] ? typed(raw.history[key]) : null;
   const norms = raw.gradients ? raw.gradients.layers.map((layer) => layer.grad_norm) : null;
@@ -493,6 +495,36 @@ function updateStepLink(fragment = state.urlFragment()) {
   const link = document.getElementById("step-link");
   const base = body.dataset.stepUrl || "/step";
   link.href = `${base}${fragment}`;
+}
+
+// A tab in the background stops asking for frames, and the server stops training its
+// session soon after (it idles a session whose client has not asked for a while): a class's
+// hidden tabs cost the server nothing. Visible again, the tab asks and training resumes.
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) sendReady();
+});
+
+// ----- a busy server --------------------------------------------------------------------------
+// Every frame reports the speed the learner set and the training speed the session actually
+// got. When a busy server gives less, the page says so and by how much; the notice goes when
+// the speed recovers (a margin either way, so that it does not flicker at the edge).
+let busyShown = false;
+function updateBusy(frame) {
+  const set = frame.speed;
+  const got = frame.achieved_speed;
+  let show = busyShown;
+  if (!frame.playing || got == null || !set) show = false;
+  else if (got < 0.85 * set) show = true;
+  else if (got >= 0.95 * set) show = false;
+  const element = document.getElementById("busy");
+  if (show) {
+    const text = `Server busy: training at ${Math.round(got)} steps/s of the ${Math.round(set)} you set.`;
+    if (element.textContent !== text) element.textContent = text;
+  }
+  if (show !== busyShown) {
+    element.hidden = !show;
+    busyShown = show;
+  }
 }
 
 // ----- messages --------------------------------------------------------------------------------
