@@ -136,7 +136,10 @@ class _Run:
         self.velocity_backup = np.empty_like(self.velocity)
         self.second_backup = np.empty_like(self.second) if self.second is not None else None
         specs = [t.config.training for t in trainers]
-        column = lambda values: np.array(values, dtype=np.float64).reshape(S, 1)  # noqa: E731
+
+        def column(values: list[float]) -> np.ndarray:
+            return np.array(values, dtype=np.float64).reshape(S, 1)
+
         self.rate = column([s.learning_rate for s in specs])
         self.momentum = column([s.momentum for s in specs])
         self.beta1 = column([s.beta1 for s in specs])
@@ -175,8 +178,6 @@ class _Run:
         self.batch = np.empty((S, n, width))
         self.y = np.empty((S, n))
         self._plan_batches(sizes)
-        # active rows at step j: rows whose count exceeds j (counts are sorted)
-        self.active = np.asarray(counts)
         self.losses = np.full(S, np.nan)
         self.snapshots: list[tuple[int, list[int], np.ndarray]] = []
         self._buffers: dict[int, tuple] = {}
