@@ -14,7 +14,10 @@ the machine with the server, stays light. After a warm-up it measures for ``--se
 - frames/s per client (min and median),
 - training steps/s per client (min and median; the step counter's growth),
 - the gaps between a client's frames (p50, p95, max over all clients),
-- the server's CPU (user + system of its processes, in cores) and resident memory,
+- the server's CPU (user + system of its processes, in cores) and resident memory, and the
+  work done per CPU-second (frames and training steps of all sessions per second of server
+  CPU): on a machine shared with other work the wall-clock figures fall with the CPU the
+  server gets, these much less,
 - the load generator's own CPU (so that a saturated client is not mistaken for a slow
   server).
 
@@ -230,13 +233,15 @@ async def measure(server: Server, sessions: int, warmup: float, seconds: float,
         else:
             sps.append(0.0)
     achieved = [c.achieved[-1] for c in clients if c.achieved]
+    cpu = (cpu1 - cpu0) / elapsed
     return {
         "sessions": sessions,
         "fps_min": min(fps), "fps_median": statistics.median(fps),
         "sps_min": min(sps), "sps_median": statistics.median(sps), "sps_max": max(sps),
         "gap_p50": percentile(gaps, 0.5) * 1e3, "gap_p95": percentile(gaps, 0.95) * 1e3,
         "gap_max": max(gaps, default=float("nan")) * 1e3,
-        "cpu": (cpu1 - cpu0) / elapsed, "rss": rss,
+        "cpu": cpu, "rss": rss,
+        "frames_per_cpu": sum(fps) / max(cpu, 1e-9), "steps_per_cpu": sum(sps) / max(cpu, 1e-9),
         "client_cpu": ((own1.user - own0.user) + (own1.system - own0.system)) / elapsed,
         "achieved": statistics.median(achieved) if achieved else None,
         "failures": len(failures), "errors": sum(c.errors for c in clients),
@@ -292,7 +297,8 @@ def main() -> None:
           f"{args.seconds:g} s measured per N after {args.warmup:g} s warm-up")
     header = (f"{'proc':>4} {'N':>4} | {'fps min':>7} {'med':>5} | {'steps/s min':>11} "
               f"{'med':>5} {'max':>5} | {'gap p50':>7} {'p95':>5} {'max':>5} ms | "
-              f"{'CPU':>4} {'RSS MiB':>7} | {'client CPU':>10}")
+              f"{'CPU':>4} {'RSS MiB':>7} | {'frames':>6} {'steps':>6} /CPU-s | "
+              f"{'client CPU':>10}")
     print(header)
     print("-" * len(header))
     for workers in processes:
@@ -309,7 +315,9 @@ def main() -> None:
                 print(f"{workers:>4} {n:>4} | {r['fps_min']:7.1f} {r['fps_median']:5.1f} | "
                       f"{r['sps_min']:11.0f} {r['sps_median']:5.0f} {r['sps_max']:5.0f} | "
                       f"{r['gap_p50']:7.0f} {r['gap_p95']:5.0f} {r['gap_max']:5.0f}    | "
-                      f"{r['cpu']:4.2f} {r['rss']:7.0f} | {r['client_cpu']:10.2f}{extra}",
+                      f"{r['cpu']:4.2f} {r['rss']:7.0f} | "
+                      f"{r['frames_per_cpu']:6.0f} {r['steps_per_cpu'] / 1e3:5.1f}k        | "
+                      f"{r['client_cpu']:10.2f}{extra}",
                       flush=True)
                 time.sleep(1.0)
             if args.churn:
