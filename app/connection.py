@@ -189,7 +189,7 @@ class Connection:
                 except Exception as error:  # a frame that cannot be built must not end the session
                     log.exception("frame of session %s failed", session.id)
                     self.sent_version = session.version
-                    self.ready = True
+                    self.waiting_since = time.monotonic()  # as if sent: a broken one idles
                     await self.send_error("internal", f"frame failed: {error}", command="ready")
                 else:
                     self.sent_version = version

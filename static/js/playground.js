@@ -518,7 +518,9 @@ function updateBusy(frame) {
   else if (got >= 0.95 * set) show = false;
   const element = document.getElementById("busy");
   if (show) {
-    const text = `Server busy: training at ${Math.round(got)} steps/s of the ${Math.round(set)} you set.`;
+    // two significant digits: the measured speed wanders a little from frame to frame
+    const step = 10 ** Math.max(0, Math.floor(Math.log10(Math.max(got, 1))) - 1);
+    const text = `Server busy: training at ${Math.round(got / step) * step} steps/s of the ${Math.round(set)} you set.`;
     if (element.textContent !== text) element.textContent = text;
   }
   if (show !== busyShown) {
