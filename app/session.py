@@ -582,9 +582,10 @@ def train_sessions(
     (steps done, divergence explanation or None) per entry.
 
     When the budget runs out, a group stops with every member at the same step and the
-    groups not reached keep their steps for the next call; ``rotation`` turns the order of
-    the groups so that none is always last. Each session's state stays its own: the
-    stacked run writes every trainer back as its solo steps would have left it.
+    groups not reached keep their steps for the next call (the first always makes some
+    progress); ``rotation`` turns the order of the groups so that none is always last.
+    Each session's state stays its own: the stacked run writes every trainer back as its
+    solo steps would have left it.
     """
     deadline = time.perf_counter() + budget_s
     results: list[tuple[int, str | None]] = [(0, None)] * len(entries)
@@ -600,8 +601,8 @@ def train_sessions(
     if parts:
         shift = rotation % len(parts)
         parts = parts[shift:] + parts[:shift]
-    for part in parts:
-        if time.perf_counter() >= deadline:
+    for number, part in enumerate(parts):
+        if number and time.perf_counter() >= deadline:  # the first part always goes ahead
             break
         if len(part) == 1:
             session, count = entries[part[0]]

@@ -108,3 +108,33 @@ def test_a_client_that_never_acks_costs_nothing_after_a_moment(connect):
         before = other.frame()["step"]
         time.sleep(0.2)
         assert other.frame()["step"] > before
+
+
+def test_a_tick_out_of_time_stops_a_group_together_and_rotates_the_groups():
+    """Beyond capacity every session of a group gets the same steps, and no group is always
+    the one left out (``app.session.train_sessions``, what each tick runs)."""
+    from app.session import Session, train_sessions
+
+    def session(name: str, layers: list[int], rate: float = 0.03) -> Session:
+        made = Session(name, Settings())
+        config = made.config.copy()
+        config.model.layers = [type(config.model.layers[0])(units=u) for u in layers]
+        config.training.learning_rate = rate
+        made.trainer = Trainer(config)
+        made.playing = True
+        return made
+
+    group = [session(f"a{i}", [4, 2], rate=0.01 * (i + 1)) for i in range(4)]
+    others = [session("b", [3]), session("c", [5, 5])]
+    entries = [(s, 50) for s in group + others]
+    trained: list[list[int]] = []
+    for rotation in range(3):
+        results = train_sessions(entries, budget_s=0.0, rotation=rotation)  # out of time
+        trained.append([done for done, _ in results])
+    for counts in trained:
+        assert len(set(counts[:4])) == 1  # the group's sessions always alike
+        assert sum(1 for done in (counts[0], counts[4], counts[5]) if done) == 1  # one part
+    # over three ticks each of the three parts (the group, b, c) went first once
+    firsts = [max(range(3), key=lambda k: (counts[0], counts[4], counts[5])[k])
+              for counts in trained]
+    assert sorted(firsts) == [0, 1, 2]
