@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import websockets
+from websockets.typing import Origin
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -169,7 +170,8 @@ class Client:
 
 
 async def play(url: str, client: Client, stop: asyncio.Event, speed: float | None) -> None:
-    async with websockets.connect(url, max_size=2**24, compression=None) as ws:
+    async with websockets.connect(url, max_size=2**24, compression=None,
+                                  origin=_origin(url)) as ws:
         await ws.recv()  # hello
         play = {"type": "play"} if speed is None else {"type": "play", "speed": speed}
         await ws.send(json.dumps(play))
@@ -190,6 +192,11 @@ async def play(url: str, client: Client, stop: asyncio.Event, speed: float | Non
                 achieved = read_float(message, b"achieved_speed")
                 if achieved is not None:
                     client.achieved.append(achieved)
+
+
+def _origin(url: str) -> Origin:
+    """The page's own origin, as a browser on that page would send it."""
+    return Origin("http" + url[2:].split("/ws/", 1)[0])
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -253,7 +260,7 @@ async def churn(server: Server, count: int) -> tuple[float, float, float]:
     url = f"ws://127.0.0.1:{server.port}/ws/session"
 
     async def one() -> None:
-        async with websockets.connect(url, max_size=2**24) as ws:
+        async with websockets.connect(url, max_size=2**24, origin=_origin(url)) as ws:
             await ws.recv()
             await ws.send('{"type":"play"}')
             await ws.send('{"type":"ready"}')
