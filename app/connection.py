@@ -9,9 +9,10 @@ at its speed together with the other playing sessions, and wakes ``_drive`` when
 did. A per-session lock keeps the engine calls of one session in order; sessions never
 share state.
 
-A playing session trains only while its client asks for frames: once a frame has waited
-``idle_after_s`` for its ``ready`` (a tab in the background, which stops asking, or a
-client that never acks), the session idles until the next ``ready``.
+A playing session trains only while its client asks for frames: once a frame (or a
+``play`` that no ``ready`` has followed) has waited ``idle_after_s`` for its ``ready`` (a
+tab in the background, which stops asking, or a client that never acks), the session
+idles until the next ``ready``.
 """
 
 from __future__ import annotations
@@ -132,9 +133,11 @@ class Connection:
             await self.send_error("internal", f"{kind} failed: {error}", id=command.id,
                                   command=kind)
             return
-        if kind == "play":
+        if kind == "play" or (kind == "configure" and command.play):
             self.last_tick = time.monotonic()
             self.tokens = 0.0
+            if self.waiting_since is not None:  # asked to train: the idle clock starts now
+                self.waiting_since = self.last_tick
         await self.send_json(reply)
 
     async def _train_command(self, command: Any) -> str | None:
