@@ -107,6 +107,9 @@ class Connection:
             if command.type == "ready":
                 self.ready = True
                 self.waiting_since = None
+                if command.warps and not self.session.show_warps:
+                    self.sent_version = 0  # the warps come back: a frame even if unchanged
+                self.session.show_warps = command.warps
                 self.wake.set()
                 continue
             await self._execute(command)

@@ -252,6 +252,8 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         """The client can take the next frame."""
 
         type: Literal["ready"]
+        warps: bool = Field(True, description="whether the next frame should carry the "
+                            "warps (false while the page's warp panel is out of sight)")
 
     class Export(Command):
         type: Literal["export"]
@@ -426,7 +428,8 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         data: FrameData | None
         surface: Surface
         units: list[UnitMaps]
-        warps: list[Warp]
+        warps: list[Warp] | None = Field(
+            description="one per hidden layer; nil when the client's `ready` said warps: false")
         gradients: Gradients | None = None
         build_ms: float
 

@@ -68,6 +68,7 @@ class Session:
         self.view: dict[str, Any] = self.protocol.View().model_dump()
         self.speed = float(settings.default_speed)
         self.achieved_speed: float | None = None  # steps/s the training loop managed lately
+        self.show_warps = True  # the client's last `ready` asked for the warps
         self.playing = False
         self.builder = FrameBuilder()
         self.version = 1  # grows with every change a frame would show
@@ -386,6 +387,7 @@ class Session:
         views = self.builder.build(
             trainer.model, trainer.dataset, spec, training.l2, training.l1,
             gradients=bool(view["gradients"]), fastpath=trainer.fastpath,
+            warps=self.show_warps,
         )
         self.seq += 1
         frame: dict[str, Any] = {

@@ -26,6 +26,9 @@ let readyOutstanding = false; // a `ready` went out and its frame has not arrive
 let readySentAt = -Infinity;
 let playAfterFirstFrame = false; // the first configure starts paused; play once its frame is drawn
 let autoPlayId = null; // that play command, until the server's reply
+// declared here, before the module's first await: socket messages may arrive meanwhile
+let warpsInSight = true; // the warp panel is in sight (below)
+let busyShown = false; // the "server busy" notice is shown (below)
 
 // ----- the socket -------------------------------------------------------------------------
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/session`;
@@ -336,7 +339,9 @@ function sendReady() {
   if (readyOutstanding || !socket.connected || document.hidden) return;
   readyOutstanding = true;
   readySentAt = performance.now();
-  socket.send({ type: "ready" });
+  // the server builds the warps only while their panel is in sight (they are a third of a
+  // frame's cost); when it comes back into sight, the next frame carries them at once
+  socket.send({ type: "ready", warps: warpsInSight });
 }
 
 function receiveFrame(raw) {
@@ -381,7 +386,7 @@ function takeFrame() {
   if (surface.hoveredUnit && surface.unitMap && network.hovered) {
     hoverUnit(network.hovered.kind === "unit" ? { layer: network.hovered.layer, unit: network.hovered.unit, column: network.hovered.column } : null);
   }
-  warps.setWarps(frame.warps);
+  if (frame.warps) warps.setWarps(frame.warps);
   network.setFrame({ params: frame.params, unitMaps: frame.unitMaps, unitGrads: frame.unitGrads, surface: frame.surface });
   controls.setCounters(frame);
   stats.rendered += 1;
@@ -497,6 +502,14 @@ function updateStepLink(fragment = state.urlFragment()) {
   link.href = `${base}${fragment}`;
 }
 
+// Whether the warp panel is in sight (scrolled away, it costs the server nothing).
+new IntersectionObserver((entries) => {
+  const visible = entries[entries.length - 1].isIntersecting;
+  if (visible === warpsInSight) return;
+  warpsInSight = visible;
+  if (visible && !readyOutstanding) sendReady();
+}).observe(document.querySelector(".warp-section"));
+
 // A tab in the background stops asking for frames, and the server stops training its
 // session soon after (it idles a session whose client has not asked for a while): a class's
 // hidden tabs cost the server nothing. Visible again, the tab asks and training resumes.
@@ -508,7 +521,6 @@ document.addEventListener("visibilitychange", () => {
 // Every frame reports the speed the learner set and the training speed the session actually
 // got. When a busy server gives less, the page says so and by how much; the notice goes when
 // the speed recovers (a margin either way, so that it does not flicker at the edge).
-let busyShown = false;
 function updateBusy(frame) {
   const set = frame.speed;
   const got = frame.achieved_speed;

@@ -82,3 +82,24 @@ def test_the_page_says_when_the_server_trains_slower_than_the_speed_set(playgrou
     pg.js('playground.socket.send({type: "patch", op: "set", path: "speed", value: 100})')
     busy.wait_for(state="hidden", timeout=15_000)
     assert pg.js("playground.state.playing") is True
+
+
+def test_frames_leave_out_the_warps_while_their_panel_is_out_of_sight(playground):
+    sent: list[dict] = []
+    playground.page.on("websocket", lambda websocket: websocket.on(
+        "framesent", lambda payload: sent.append(json.loads(payload))
+        if isinstance(payload, str) else None))
+    pg = playground.open(frames=3)
+    pg.wait_for("playground.state.playing")
+    assert pg.js("playground.lastFrame.warps.length") == 2
+    # a short window, scrolled to the top: the warp panel is below the fold
+    pg.page.set_viewport_size({"width": 1400, "height": 380})
+    pg.page.evaluate("() => window.scrollTo(0, 0)")
+    pg.wait_for("playground.lastFrame.warps === null")
+    assert {"type": "ready", "warps": False} in sent
+    step = pg.js("playground.lastFrame.step")
+    pg.wait_for(f"playground.lastFrame.step > {step}")  # training and frames go on
+    # back in sight: the next frames carry the warps, and the panels draw them
+    pg.page.locator(".warp-section").scroll_into_view_if_needed()
+    pg.wait_for("playground.lastFrame.warps !== null && playground.lastFrame.warps.length === 2")
+    pg.wait_frames(2)
