@@ -146,14 +146,18 @@ class TrainingLoop:
         # queues on every lock at once, so it waits for the longest of them, not their sum,
         # and frames and ticks take turns
         await asyncio.gather(*(player.engine_lock.acquire() for player, _ in entries))
+        held = entries
+        # a connection that closed meanwhile may have left a job of its session running
+        # (a cancelled await releases the lock, not the thread): leave that session alone
+        entries = [(p, n) for p, n in entries if id(p) in self.players]
         try:
             self._rotation += 1
             results = await self.worker.run(
                 train_sessions, [(p.session, n) for p, n in entries], budget,
                 self._rotation,
-            )
+            ) if entries else []
         finally:
-            for player, _ in entries:
+            for player, _ in held:
                 player.engine_lock.release()
         for (player, _), (done, failure) in zip(entries, results):
             player.tokens -= done
