@@ -30,8 +30,12 @@ chromium:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; \
 	fi
 
+# one server process per core (sessions live on their connection, so any process serves any
+# client; docs/protocol.md "Running several processes"); WORKERS=1 for a single process
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+
 run: install
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: install-test chromium
 	$(BIN)/python -m pytest
@@ -44,3 +48,4 @@ bench: install-test chromium
 	$(BIN)/python benchmarks/frames.py
 	$(BIN)/python benchmarks/browser.py
 	$(BIN)/python benchmarks/jobs.py
+	$(BIN)/python benchmarks/load.py

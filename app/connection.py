@@ -2,17 +2,22 @@
 
 Two tasks share the connection. ``_receive`` parses each text message in the event
 loop (pydantic, microseconds) and runs the command on the worker pool. ``_drive``
-trains while the session plays, in slices of at most ``slice_ms`` at the configured
-speed (steps per second, a token bucket), and sends a frame when the client has said
-``ready`` and the session changed since the last frame: at most one frame in flight,
-built from the newest state, never a queue of stale ones. A per-session lock keeps
-the engine calls of one session in order; sessions never share state.
+sends a frame when the client has said ``ready`` and the session changed since the last
+frame: at most one frame in flight, built from the newest state, never a queue of stale
+ones. While the session plays, the process's ``TrainingLoop`` (app.scheduler) trains it
+at its speed together with the other playing sessions, and wakes ``_drive`` when it
+did. A per-session lock keeps the engine calls of one session in order; sessions never
+share state.
+
+A playing session trains only while its client asks for frames: once a frame (or a
+``play`` that no ``ready`` has followed) has waited ``idle_after_s`` for its ``ready`` (a
+tab in the background, which stops asking, or a client that never acks), the session
+idles until the next ``ready``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -23,12 +28,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from app import encoding, stepping
 from app.limits import TokenBucket
 from app.protocol import parse_command, protocol_for
-from app.scheduler import Worker
+from app.scheduler import TrainingLoop, Worker
 from app.session import CommandError, Session
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
-_BURST_S = 0.1  # a session may catch up on at most this much missed training time
 _LONGEST_ACK = 256  # {"type": "ready"} with the longest id fits in far fewer characters
 
 
@@ -44,16 +48,23 @@ class Connection:
         self.wake = asyncio.Event()
         self.ready = False
         self.sent_version = 0
-        self.tokens = 0.0
+        self.tokens = 0.0  # training steps earned and not yet taken (the training loop's)
         self.last_tick = time.monotonic()
         self.slice_s = settings.slice_ms / 1000.0
+        self.idle_after_s = settings.idle_after_s
+        # since when a sent frame (or, at first, the hello) waits for the client's `ready`
+        self.waiting_since: float | None = time.monotonic()
+        self.failures: list[str] = []  # divergences the training loop reported
 
     async def run(self) -> None:
         await self.send_json(self.session.hello())
+        training = _training_loop(self.websocket, self.settings)
+        training.add(self)
         tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._drive())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            training.discard(self)
             for task in tasks:
                 task.cancel()
             results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -97,8 +108,7 @@ class Connection:
             if len(text) <= _LONGEST_ACK:  # acks are free: find them before the bucket
                 command = parse_command(self.protocol, text, self.settings.max_json_depth)
                 if getattr(command, "type", None) == "ready":
-                    self.ready = True
-                    self.wake.set()
+                    self._acknowledge(command)
                     continue
             if not bucket.take():  # a flood is refused before its messages are parsed
                 await self._refuse_rate(command)
@@ -108,8 +118,20 @@ class Connection:
             if isinstance(command, self.protocol.Error):
                 await self.send_json(command.model_dump())
                 continue
+            if command.type == "ready":
+                self._acknowledge(command)
+                continue
             await self._execute(command)
             self.wake.set()
+
+    def _acknowledge(self, command: Any) -> None:
+        """``ready``: the client wants the next frame (and says whether it shows the warps)."""
+        self.ready = True
+        self.waiting_since = None
+        if command.warps and not self.session.show_warps:
+            self.sent_version = 0  # the warps come back: a frame even if unchanged
+        self.session.show_warps = command.warps
+        self.wake.set()
 
     async def _refuse_rate(self, command: Any | None) -> None:
         settings = self.settings
@@ -147,8 +169,11 @@ class Connection:
             await self.send_error("internal", f"{kind} failed: {error}", id=command.id,
                                   command=kind)
             return
-        if kind == "play":
+        if kind == "play" or (kind == "configure" and command.play):
             self.last_tick = time.monotonic()
+            self.tokens = 0.0
+            if self.waiting_since is not None:  # asked to train: the idle clock starts now
+                self.waiting_since = self.last_tick
         await self.send_json(reply)
 
     async def _train_command(self, command: Any) -> str | None:
@@ -177,26 +202,25 @@ class Connection:
             return await self.worker.run(function, *args)
 
     # ----- training and frames --------------------------------------------------------------
+    def idle(self, now: float) -> bool:
+        """True while the client has not asked for a frame for ``idle_after_s``."""
+        return self.waiting_since is not None and now - self.waiting_since > self.idle_after_s
+
+    def trained(self, done: int, failure: str | None) -> None:
+        """The training loop trained this session (called in the event loop)."""
+        if failure is not None:
+            self.failures.append(failure)
+        if done or failure is not None:
+            self.wake.set()
+
     async def _drive(self) -> None:
         session = self.session
         while True:
+            await self.wake.wait()
             self.wake.clear()
-            busy = False
-            if session.playing:
-                now = time.monotonic()
-                self.tokens = min(self.tokens + session.speed * (now - self.last_tick),
-                                  max(1.0, session.speed * _BURST_S))
-                self.last_tick = now
-                if self.tokens >= 1.0:
-                    done, failure = await self._engine(session.train, int(self.tokens),
-                                                       self.slice_s, None, True)
-                    self.tokens -= done
-                    busy = True
-                    if failure is not None:
-                        await self.send_error("diverged", failure, command="play",
-                                              field="training.learning_rate")
-            else:
-                self.tokens = 0.0
+            while self.failures:
+                await self.send_error("diverged", self.failures.pop(0), command="play",
+                                      field="training.learning_rate")
             if self.ready and session.version != self.sent_version:
                 self.ready = False
                 try:
@@ -204,21 +228,29 @@ class Connection:
                 except Exception as error:  # a frame that cannot be built must not end the session
                     log.exception("frame of session %s failed", session.id)
                     self.sent_version = session.version
+                    self.waiting_since = time.monotonic()  # as if sent: a broken one idles
                     await self.send_error("internal", f"frame failed: {error}", command="ready")
                 else:
                     self.sent_version = version
                     async with self.send_lock:
                         await self.websocket.send_bytes(frame)
-                busy = True
-            if busy:
-                await asyncio.sleep(0)  # let other sessions' jobs and messages in
-                continue
-            timeout = None
-            if session.playing:
-                timeout = max((1.0 - self.tokens) / session.speed, 0.001)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self.wake.wait()
+                    self.waiting_since = time.monotonic()
+                if session.version != self.sent_version:
+                    self.wake.set()  # it changed while the frame was built
+
+
+def _training_loop(websocket: WebSocket, settings: Settings) -> TrainingLoop:
+    """The app's training loop, started with the first connection of its event loop (so
+    that an app served without its lifespan trains too)."""
+    state = websocket.app.state
+    training = getattr(state, "training", None)
+    if training is None or not training.running():
+        if training is not None:
+            training.stop()
+        training = TrainingLoop(settings)
+        training.start()
+        state.training = training
+    return training
 
 
 def _encoded_frame(session: Session) -> tuple[int, bytes]:
@@ -251,9 +283,11 @@ def _handle(session: Session, command: Any) -> dict[str, Any]:
         session.playing = True
         if command.speed is not None:
             session.speed = float(command.speed)
+        session.version += 1  # a frame shows `playing` and `speed`
         notes = []
     elif kind == "pause":
         session.playing = False
+        session.version += 1
         notes = []
     elif kind == "reset":
         notes = session.reset(command.seed)

@@ -19,8 +19,17 @@ from engine.views import Quantised
 _DTYPES = {np.dtype(np.uint8): ("u1", "<u1"), np.dtype(np.uint16): ("u2", "<u2")}
 
 
+_AS_IS = frozenset({str, int, bool, type(None), bytes})
+
+
 def plain(value: Any) -> Any:
     """Numpy arrays and ``Quantised`` arrays as byte-array maps, NaN/inf floats as nil."""
+    kind = type(value)
+    if kind in _AS_IS:  # most of a frame's leaves: no isinstance chain for them
+        return value
+    if kind is dict:
+        return {key: item if type(item) in _AS_IS else plain(item)
+                for key, item in value.items()}
     if isinstance(value, dict):
         return {key: plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -34,6 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitor = asyncio.create_task(app.state.loop_monitor.run())
         yield
         monitor.cancel()
+        training = getattr(app.state, "training", None)  # started by the first session
+        if training is not None:
+            training.stop()
         app.state.worker.close()
         await app.state.jobs.close()  # the embedded Dask cluster, if a job started it
 

@@ -256,6 +256,8 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         """The client can take the next frame."""
 
         type: Literal["ready"]
+        warps: bool = Field(True, description="whether the next frame should carry the "
+                            "warps (false while the page's warp panel is out of sight)")
 
     class Export(Command):
         type: Literal["export"]
@@ -416,6 +418,10 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         playing: bool
         step: int
         epoch: float
+        speed: float = Field(description="training steps/s the learner set")
+        achieved_speed: float | None = Field(
+            description="steps/s training actually ran at over the last seconds of play "
+            "(below `speed` when the server is busy); nil when not playing")
         train_loss: float | None
         test_loss: float | None
         train_accuracy: float | None
@@ -426,7 +432,8 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         data: FrameData | None
         surface: Surface
         units: list[UnitMaps]
-        warps: list[Warp]
+        warps: list[Warp] | None = Field(
+            description="one per hidden layer; nil when the client's `ready` said warps: false")
         gradients: Gradients | None = None
         build_ms: float
 

@@ -27,6 +27,7 @@ from app.settings import Settings
 from engine.datasets import DATASETS, LOSS_TASKS
 from engine.nn import UnitSource, transfer
 from engine.spec import Config, LayerSpec
+from engine.stacked import group_key, train_stacked
 from engine.training import DivergenceError, Trainer
 from engine.views import FrameBuilder, ViewSpec, quantise
 
@@ -66,6 +67,8 @@ class Session:
         self.trainer = _trainer(config or default_config())
         self.view: dict[str, Any] = self.protocol.View().model_dump()
         self.speed = float(settings.default_speed)
+        self.achieved_speed: float | None = None  # steps/s the training loop managed lately
+        self.show_warps = True  # the client's last `ready` asked for the warps
         self.playing = False
         self.builder = FrameBuilder()
         self.version = 1  # grows with every change a frame would show
@@ -348,16 +351,25 @@ class Session:
                 failure = str(error)
                 break
             done += 1
-            if math.floor(trainer.epochs) > epoch_before and (
-                self._last_record_step is None
-                or trainer.steps - self._last_record_step >= _MIN_STEPS_BETWEEN_RECORDS
-            ):
-                self._record()
+            if math.floor(trainer.epochs) > epoch_before:
+                self.epoch_finished()
             if time.perf_counter() >= deadline:
                 break
         if done or failure:
             self.version += 1
         return done, failure
+
+    def epoch_finished(
+        self, steps: int | None = None, epochs: float | None = None,
+        evaluation: dict[str, float | None] | None = None,
+    ) -> None:
+        """A pass over the training data just ended (after ``steps`` updates, with
+        ``evaluation`` from a stacked run; now, by default): a point of the learning curve,
+        not closer than a few steps to the last one, so tiny datasets do not flood it."""
+        steps = self.trainer.steps if steps is None else steps
+        if (self._last_record_step is None
+                or steps - self._last_record_step >= _MIN_STEPS_BETWEEN_RECORDS):
+            self._record(steps, epochs, evaluation)
 
     def next_epoch_boundary(self) -> float:
         return math.floor(self.trainer.epochs + 1e-9) + 1.0
@@ -377,11 +389,14 @@ class Session:
         views = self.builder.build(
             trainer.model, trainer.dataset, spec, training.l2, training.l1,
             gradients=bool(view["gradients"]), fastpath=trainer.fastpath,
+            warps=self.show_warps,
         )
         self.seq += 1
         frame: dict[str, Any] = {
             "type": "frame", "session": self.id, "seq": self.seq, "version": self.version,
             "playing": self.playing, "step": trainer.steps, "epoch": float(trainer.epochs),
+            "speed": self.speed,
+            "achieved_speed": self.achieved_speed if self.playing else None,
             **{key: _finite_or_none(evaluation.get(key)) for key in (
                 "train_loss", "test_loss", "train_accuracy", "test_accuracy")},
             "history": self._drain_history(),
@@ -521,12 +536,15 @@ class Session:
             self._history.clear()
             self._last_record_step = None
 
-    def _record(self) -> None:
-        evaluation = self.trainer.evaluate()
+    def _record(self, steps: int | None = None, epochs: float | None = None,
+                evaluation: dict[str, float | None] | None = None) -> None:
+        if evaluation is None:
+            evaluation = self.trainer.evaluate()
+            steps, epochs = self.trainer.steps, float(self.trainer.epochs)
         self._evaluation = evaluation
-        self._last_record_step = self.trainer.steps
+        self._last_record_step = steps
         self._history.append((
-            self.trainer.steps, float(self.trainer.epochs), evaluation["train_loss"],
+            steps, epochs, evaluation["train_loss"],
             evaluation["test_loss"], evaluation["train_accuracy"], evaluation["test_accuracy"],
         ))
 
@@ -557,6 +575,61 @@ class Session:
             "target_extent": (list(map(float, dataset.target_extent))
                               if dataset.target_extent is not None else None),
         }
+
+
+def train_sessions(
+    entries: list[tuple[Session, int]], budget_s: float, rotation: int = 0
+) -> list[tuple[int, str | None]]:
+    """Train many playing sessions, ``entries[i] = (session, steps)``, within about
+    ``budget_s``: sessions whose networks share a ``engine.stacked.group_key`` as one
+    stacked computation per group, the others one by one (``Session.train``). Returns
+    (steps done, divergence explanation or None) per entry.
+
+    When the budget runs out, a group stops with every member at the same step and the
+    groups not reached keep their steps for the next call (the first always makes some
+    progress); ``rotation`` turns the order of the groups so that none is always last.
+    Each session's state stays its own: the stacked run writes every trainer back as its
+    solo steps would have left it.
+    """
+    deadline = time.perf_counter() + budget_s
+    results: list[tuple[int, str | None]] = [(0, None)] * len(entries)
+    groups: dict[tuple, list[int]] = {}
+    alone: list[list[int]] = []
+    for index, (session, _) in enumerate(entries):
+        key = group_key(session.trainer) if session.playing else None
+        if key is None:
+            alone.append([index])
+        else:
+            groups.setdefault(key, []).append(index)
+    parts = list(groups.values()) + alone
+    if parts:
+        shift = rotation % len(parts)
+        parts = parts[shift:] + parts[:shift]
+    for number, part in enumerate(parts):
+        if number and time.perf_counter() >= deadline:  # the first part always goes ahead
+            break
+        if len(part) == 1:
+            session, count = entries[part[0]]
+            results[part[0]] = session.train(count, max(deadline - time.perf_counter(), 1e-4),
+                                             None, True)
+            continue
+        sessions = [entries[i][0] for i in part]
+        counts = [entries[i][1] for i in part]
+        outcome = train_stacked([s.trainer for s in sessions], counts, deadline,
+                                on_epoch=lambda i, *point, group=sessions:
+                                group[i].epoch_finished(*point))
+        for position, index in enumerate(part):
+            done = outcome.done[position]
+            if done:
+                sessions[position].version += 1
+            results[index] = (done, None)
+        for position in outcome.interrupted:
+            # the stacked step was undone: the session's own step reports a divergence
+            session, index = sessions[position], part[position]
+            more, failure = session.train(counts[position] - outcome.done[position],
+                                          max(deadline - time.perf_counter(), 1e-4), None, True)
+            results[index] = (outcome.done[position] + more, failure)
+    return results
 
 
 def _trainer(config: Config) -> Trainer:

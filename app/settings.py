@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     slice_ms: float = Field(4.0, gt=0, le=1000, description="longest training slice")
     switch_interval_ms: float = Field(1.0, gt=0, le=100, description="GIL switch interval")
     history_length: int = Field(1000, ge=1, description="loss history points kept per frame")
+    # the training loop (issue 10): every playing session of a process trains once per tick,
+    # sessions sharing a model shape as one stacked computation
+    train_tick_ms: float = Field(20.0, gt=0, le=1000, description="training loop period")
+    train_budget_ms: float = Field(10.0, gt=0, le=1000,
+                                   description="most training time per tick (all sessions)")
+    idle_after_s: float = Field(2.0, gt=0, description="a playing session whose client has "
+                                "not asked for a frame for this long stops training")
     # defaults of a new session
     default_speed: float = Field(500.0, gt=0, description="training steps per second")
     # ----- hostile input (issue 10): who may connect, how fast, how deep ---------------------

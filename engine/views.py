@@ -410,6 +410,7 @@ class FrameBuilder:
         self._bounds: dict[tuple[int, str, int], np.ndarray] = {}
         self._inputs: _Inputs | None = None
         self._buffers: dict = {}
+        self._surface_buffers: dict = {}  # the forward pass of frames without warps
 
     def forget_layout(self) -> None:
         """Drop remembered axes and bounds (the architecture or the data changed)."""
@@ -448,19 +449,27 @@ class FrameBuilder:
         l1: float = 0.0,
         gradients: bool = True,
         fastpath: Any = None,
+        warps: bool = True,
     ) -> dict[str, Any]:
-        """Every view of the current network as numpy arrays and ``Quantised`` arrays."""
+        """Every view of the current network as numpy arrays and ``Quantised`` arrays;
+        without ``warps`` (the page's warp panel is out of sight) the warps are None and
+        neither the grid lines nor the data points go through the network."""
         with np.errstate(all="ignore"):  # a diverging network's overflows become nil values
-            return self._build(model, dataset, spec or ViewSpec(), l2, l1, gradients, fastpath)
+            return self._build(model, dataset, spec or ViewSpec(), l2, l1, gradients, fastpath,
+                               warps)
 
-    def _build(self, model, dataset, spec: ViewSpec, l2, l1, gradients, fastpath) -> dict:
+    def _build(self, model, dataset, spec: ViewSpec, l2, l1, gradients, fastpath,
+               warps: bool = True) -> dict:
         inputs = self._grid_inputs(model, dataset, spec)
-        outputs = forward(model, inputs.features, self._buffers)
+        if warps:
+            outputs = forward(model, inputs.features, self._buffers)
+        else:  # the surface's rows come first: the unit maps index them the same way
+            outputs = forward(model, inputs.features[inputs.surface], self._surface_buffers)
         z = outputs[-1][1]
         frame: dict[str, Any] = {
             "surface": self._surface(model, dataset, z[inputs.surface], spec),
             "units": self._unit_maps(model, dataset, outputs, inputs, spec),
-            "warps": self._warps(model, outputs, inputs),
+            "warps": self._warps(model, outputs, inputs) if warps else None,
         }
         if gradients:
             frame["gradients"] = gradient_summary(

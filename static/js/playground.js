@@ -26,6 +26,9 @@ let readyOutstanding = false; // a `ready` went out and its frame has not arrive
 let readySentAt = -Infinity;
 let playAfterFirstFrame = false; // the first configure starts paused; play once its frame is drawn
 let autoPlayId = null; // that play command, until the server's reply
+// declared here, before the module's first await: socket messages may arrive meanwhile
+let warpsInSight = true; // the warp panel is in sight (below)
+let busyShown = false; // the "server busy" notice is shown (below)
 
 // ----- the socket -------------------------------------------------------------------------
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/session`;
@@ -339,15 +342,19 @@ function showReadout(info) {
 const READY_GAP_MS = 14;
 
 function sendReady() {
-  if (readyOutstanding || !socket.connected) return;
+  // a tab in the background asks for nothing: the server idles its session (issue 10)
+  if (readyOutstanding || !socket.connected || document.hidden) return;
   readyOutstanding = true;
   readySentAt = performance.now();
-  socket.send({ type: "ready" });
+  // the server builds the warps only while their panel is in sight (they are a third of a
+  // frame's cost); when it comes back into sight, the next frame carries them at once
+  socket.send({ type: "ready", warps: warpsInSight });
 }
 
 function receiveFrame(raw) {
   readyOutstanding = false;
   stats.frames += 1;
+  updateBusy(raw);
   const history = {};
   for (const key of Object.keys(raw.history)) history[key] = raw.history[key] ? typed(raw.history[key]) : null;
   const norms = raw.gradients ? raw.gradients.layers.map((layer) => layer.grad_norm) : null;
@@ -389,7 +396,7 @@ function takeFrame() {
   if (surface.hoveredUnit && surface.unitMap && network.hovered) {
     hoverUnit(network.hovered.kind === "unit" ? { layer: network.hovered.layer, unit: network.hovered.unit, column: network.hovered.column } : null);
   }
-  warps.setWarps(frame.warps);
+  if (frame.warps) warps.setWarps(frame.warps);
   network.setFrame({ params: frame.params, unitMaps: frame.unitMaps, unitGrads: frame.unitGrads, surface: frame.surface });
   controls.setCounters(frame);
   stats.rendered += 1;
@@ -537,6 +544,45 @@ for (const button of document.querySelectorAll(".jobs-row button[data-kind]")) {
       })
       .finally(() => { button.disabled = false; });
   });
+}
+
+// Whether the warp panel is in sight (scrolled away, it costs the server nothing).
+new IntersectionObserver((entries) => {
+  const visible = entries[entries.length - 1].isIntersecting;
+  if (visible === warpsInSight) return;
+  warpsInSight = visible;
+  if (visible && !readyOutstanding) sendReady();
+}).observe(document.querySelector(".warp-section"));
+
+// A tab in the background stops asking for frames, and the server stops training its
+// session soon after (it idles a session whose client has not asked for a while): a class's
+// hidden tabs cost the server nothing. Visible again, the tab asks and training resumes.
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) sendReady();
+});
+
+// ----- a busy server --------------------------------------------------------------------------
+// Every frame reports the speed the learner set and the training speed the session actually
+// got. When a busy server gives less, the page says so and by how much; the notice goes when
+// the speed recovers (a margin either way, so that it does not flicker at the edge).
+function updateBusy(frame) {
+  const set = frame.speed;
+  const got = frame.achieved_speed;
+  let show = busyShown;
+  if (!frame.playing || got == null || !set) show = false;
+  else if (got < 0.85 * set) show = true;
+  else if (got >= 0.95 * set) show = false;
+  const element = document.getElementById("busy");
+  if (show) {
+    // two significant digits: the measured speed wanders a little from frame to frame
+    const step = 10 ** Math.max(0, Math.floor(Math.log10(Math.max(got, 1))) - 1);
+    const text = `Server busy: training at ${Math.round(got / step) * step} steps/s of the ${Math.round(set)} you set.`;
+    if (element.textContent !== text) element.textContent = text;
+  }
+  if (show !== busyShown) {
+    element.hidden = !show;
+    busyShown = show;
+  }
 }
 
 // ----- messages --------------------------------------------------------------------------------

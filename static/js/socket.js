@@ -145,7 +145,8 @@ export function adaptFrame(frame) {
   };
   out.surface = adaptSurface(frame.surface);
   out.unitMaps = (frame.units || []).map((maps) => adaptUnitMaps(maps));
-  out.warps = (frame.warps || []).map((warp) => ({
+  // nil when the page asked for a frame without them (its warp panel out of sight)
+  out.warps = frame.warps && frame.warps.map((warp) => ({
     units: warp.units, lines: warp.lines, samples: warp.samples,
     pre_activation: adaptWarpView(warp.pre_activation),
     activation: adaptWarpView(warp.activation),
