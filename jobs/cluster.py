@@ -36,7 +36,7 @@ from jobs.kinds import KINDS, JobKind
 # distributed is imported where it is used: importing it costs the app's start-up ~0.15 s,
 # and the app needs it only once a job comes (the cluster itself starts with the first job)
 if TYPE_CHECKING:
-    from distributed import Client, Event, Future, LocalCluster
+    from distributed import Client, Future, LocalCluster
 
 logger = logging.getLogger(__name__)
 TOPIC = "backprop-lab-jobs"  # the event-log topic every job's progress goes out on
@@ -66,7 +66,6 @@ class _CancelFlag:
 
     def __init__(self, job_id: str):
         self.name = f"cancel-{job_id}"
-        self.event: Event | None = None
         self.last = -math.inf
         self.cancelled = False
 
@@ -75,11 +74,14 @@ class _CancelFlag:
         if self.cancelled or now - self.last < CHECK_INTERVAL_S:
             return self.cancelled
         self.last = now
-        if self.event is None:
-            from distributed import Event
+        from distributed import get_worker
+        from distributed.utils import sync
 
-            self.event = Event(self.name)  # the worker's own client, made on first use
-        self.cancelled = bool(self.event.is_set())
+        # the scheduler's Event handler over the worker's own connection: a distributed.Event
+        # here would make the worker a Client of its own, whose teardown at the worker's
+        # exit raises "IOLoop is closed" into the log
+        worker = get_worker()
+        self.cancelled = bool(sync(worker.loop, worker.scheduler.event_is_set, name=self.name))
         return self.cancelled
 
 

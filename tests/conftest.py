@@ -201,3 +201,11 @@ def live_server(tmp_path_factory) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop of its own on the main
+    thread for the rest of the run, so tests that run an asyncio loop there (the Dask
+    cluster's, anyio's) must come before the browser starts."""
+    browser = ROOT / "tests" / "browser"
+    items.sort(key=lambda item: Path(item.path).is_relative_to(browser))

@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import struct
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -188,10 +189,16 @@ def test_a_client_that_never_acks_gets_no_queue_of_frames(server):
         client.send({"type": "ready"})  # exactly one frame may come
         opcode, _ = client.receive()
         assert opcode == 2
-        # it trains on and on without acking: nothing more is sent until it says ready
-        client.send({"type": "export", "id": 7})
-        reply = client.receive_json()
-        assert reply["type"] == "export" and reply["step"] > 0
+        # it trains on and on without acking: nothing more is sent until it says ready (the
+        # frame may have been built before the training loop's first tick: ask until it moved)
+        deadline = time.monotonic() + 10
+        step = 0
+        while step == 0 and time.monotonic() < deadline:
+            client.send({"type": "export", "id": 7})
+            reply = client.receive_json()
+            assert reply["type"] == "export"
+            step = reply["step"]
+        assert step > 0
         client.sock.settimeout(1.0)
         with pytest.raises(TimeoutError):
             client.receive()
