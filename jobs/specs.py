@@ -41,7 +41,7 @@ class _Spec(BaseModel):
 
     backend: Backend = Field(
         "auto",
-        description="'auto': torch when importable (CUDA when available), else the numpy engine",
+        description="'auto': torch on CUDA when torch and a GPU are there, else the numpy engine",
     )
 
 

@@ -66,10 +66,13 @@ PARITY = [(a, "bernoulli") for a in ACTIVATIONS] + [
 ]
 
 
-def test_auto_resolves_to_torch_when_it_is_installed() -> None:
-    backend, device = resolve_backend("auto")
-    assert backend == "torch"
-    assert device == ("cuda" if torch.cuda.is_available() else "cpu")
+def test_auto_takes_torch_on_a_gpu_and_the_engine_on_a_cpu(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_backend("auto") == ("numpy", "cpu")
+    assert resolve_backend("torch") == ("torch", "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_backend("auto") == ("torch", "cuda")
+    assert resolve_backend("torch") == ("torch", "cuda")
 
 
 @pytest.mark.parametrize(("activation", "loss"), PARITY)
