@@ -30,9 +30,12 @@ chromium:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-# one server process per core (sessions live on their connection, so any process serves any
-# client; docs/protocol.md "Running several processes"); WORKERS=1 for a single process
-WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+# One server process by default: heavy jobs live in the process that took them, and uvicorn's
+# processes share one socket with no sticky routing, so with several a browser's job requests
+# could reach a process that does not hold its job. `WORKERS=$(nproc) make run` serves live
+# sessions from one process per core (any process serves any session) for a large class;
+# docs/protocol.md "Running several processes".
+WORKERS ?= 1
 
 run: install
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --workers $(WORKERS)
