@@ -64,9 +64,9 @@ class Session:
         self.id = session_id
         self.settings = settings
         self.protocol = protocol_for(settings)
-        self.trainer = _trainer(config or default_config())
+        self.trainer = _trainer(config or _default_within(settings))
         self.view: dict[str, Any] = self.protocol.View().model_dump()
-        self.speed = float(settings.default_speed)
+        self.speed = min(float(settings.default_speed), settings.max_speed)
         self.achieved_speed: float | None = None  # steps/s the training loop managed lately
         self.show_warps = True  # the client's last `ready` asked for the warps
         self.playing = False
@@ -630,6 +630,19 @@ def train_sessions(
                                           max(deadline - time.perf_counter(), 1e-4), None, True)
             results[index] = (outcome.done[position] + more, failure)
     return results
+
+
+def _default_within(settings: Settings) -> Config:
+    """The default preset cut down to a deployment's tighter limits (fewer points, layers or
+    units than it has), so that a new session's first state is one the server would accept."""
+    doc = default_config().to_dict()
+    layers = doc["model"]["layers"][: settings.max_layers]
+    for layer in layers:
+        layer["units"] = min(layer["units"], settings.max_units)
+    doc["model"]["layers"] = layers
+    doc["data"]["size"] = min(doc["data"]["size"], settings.max_points)
+    doc["training"]["batch_size"] = min(doc["training"]["batch_size"], doc["data"]["size"])
+    return Config.from_dict(doc)
 
 
 def _trainer(config: Config) -> Trainer:
