@@ -126,8 +126,10 @@ def _protocol(limits: Limits) -> SimpleNamespace:
     class View(Strict):
         """How finely the frames sample the views (``engine.views.ViewSpec``)."""
 
-        grid: int = Field(min(100, limits.max_grid), ge=10, le=limits.max_grid, description="surface cells per side")
-        unit_grid: int = Field(min(40, limits.max_grid), ge=4, le=limits.max_grid, description="unit map cells per side")
+        grid: int = Field(min(100, limits.max_grid), ge=10, le=limits.max_grid,
+                          description="surface cells per side")
+        unit_grid: int = Field(min(40, limits.max_grid), ge=4, le=limits.max_grid,
+                               description="unit map cells per side")
         warp_lines: int = Field(min(21, limits.max_warp_lines), ge=2, le=limits.max_warp_lines)
         warp_samples: int = Field(
             min(41, limits.max_warp_samples), ge=2, le=limits.max_warp_samples
