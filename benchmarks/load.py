@@ -299,6 +299,9 @@ def main() -> None:
     processes = [cores if p == "cores" else int(p) for p in args.processes.split(",")]
     env = dict(item.split("=", 1) for item in args.env)
     env.setdefault("BACKPROP_LAB_MAX_SESSIONS", "250")
+    # every client of this generator comes from 127.0.0.1: lift the per-address cap (a class
+    # behind one NAT is the same case: docs/reliability.md)
+    env.setdefault("BACKPROP_LAB_MAX_SESSIONS_PER_ADDRESS", "250")
 
     print(f"load: {cores} cores; load generator on the same machine; "
           f"{args.seconds:g} s measured per N after {args.warmup:g} s warm-up")
