@@ -5,19 +5,14 @@ policy refuses would show up as a console error and fail the test."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from playwright.sync_api import Page
 
 from tests.browser.helpers import Playground
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
+from tests.servers import Uvicorn
 
 JOB_TIMEOUT = 180_000  # the first job starts the embedded cluster; CI machines are slow
 EXPECTED_CSP = "script-src 'self' 'unsafe-eval'"
@@ -318,36 +313,12 @@ def _flat(value) -> list[float]:
 @pytest.fixture
 def server_without_cluster(tmp_path) -> Iterator[str]:
     """A second real server whose Dask scheduler address has nobody listening."""
-    port, dead = free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT),
-           "BACKPROP_LAB_SCHEDULER": f"tcp://127.0.0.1:{dead}",
-           "BACKPROP_LAB_SCHEDULER_TIMEOUT_S": "1"}
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = Uvicorn(tmp_path / "server.log", scheduler=f"tcp://127.0.0.1:{free_port()}",
+                     scheduler_timeout_s=1).start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-            time.sleep(0.1)
-        yield url
+        yield server.url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
 
 
 def test_without_a_cluster_the_page_says_why_and_the_forms_are_off(
