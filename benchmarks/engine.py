@@ -16,8 +16,6 @@ and a/d ≤ 0.5 at both batch sizes; b/c ≤ 1.5 at batch 500; b/d ≤ 1.0 at ba
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import timeit
 from collections.abc import Callable
@@ -26,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 import engine  # noqa: E402
 from engine.nn import MLP  # noqa: E402
@@ -192,19 +192,6 @@ def best_times(steps: dict[tuple[str, int], Callable[[], object]]) -> dict[tuple
             if threads is not None:
                 torch.set_num_threads(previous)
     return best
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main() -> None:

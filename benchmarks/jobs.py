@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -37,25 +36,14 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
+
 from engine.fastpath import FastPath  # noqa: E402
 from jobs.kinds import digits as digits_kind  # noqa: E402
 from jobs.specs import DigitsSpec  # noqa: E402
 
 DIGITS_ROUNDS = 7
 DIGITS_TARGET = 1.5  # (a) / (c)
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 # ----- digits: one epoch -----------------------------------------------------------------
