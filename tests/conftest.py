@@ -125,10 +125,12 @@ class SessionClient:
 
 
 @contextmanager
-def open_session(client: Any, timeout: float = 20.0) -> Iterator[SessionClient]:
+def open_session(
+    client: Any, timeout: float = 20.0, headers: dict[str, str] | None = None
+) -> Iterator[SessionClient]:
     """A session on ``client``'s app, closed cleanly: the server finishes the session
     before the test client cancels the app's task (cancelling mid-close would raise)."""
-    context = client.websocket_connect("/ws/session")
+    context = client.websocket_connect("/ws/session", headers=dict(headers or {}))
     websocket = context.__enter__()
     try:
         session = SessionClient(websocket, timeout)

@@ -105,6 +105,8 @@ def test_a_job_streams_progress_then_its_result(client):
     with client.websocket_connect(f"/ws/jobs/{job['id']}") as socket:
         assert socket.receive_json()["type"] == "job"
         assert socket.receive_json() == {"type": "result", "job": final}
+        with pytest.raises(WebSocketDisconnect):
+            socket.receive_json()  # and is closed: nothing of the session is left running
 
 
 def test_a_digits_job_downloads_as_json_and_as_an_offline_report(client):

@@ -45,9 +45,8 @@ def test_a_socket_from_another_site_is_refused_before_a_session_exists(client, s
         assert _refused_reason(client, origin)[0] == 1008, origin
     # the app's own pages, and clients that send no Origin, get a session
     for headers in ({"origin": "http://testserver"}, {"origin": "HTTP://TestServer:80"}, {}):
-        with client.websocket_connect("/ws/session", headers=headers) as websocket:
-            assert websocket.receive_json()["type"] == "hello"
-            websocket.close(1000)
+        with session_on(client, headers=headers) as session:
+            assert session.hello["type"] == "hello"
 
 
 def test_the_jobs_socket_refuses_another_site_before_looking_up_the_job(client):
@@ -65,21 +64,19 @@ def test_the_jobs_socket_refuses_another_site_before_looking_up_the_job(client):
     assert closed.value.code == 4404
 
 
-def test_allowed_origins_come_from_the_settings(monkeypatch):
+def test_allowed_origins_come_from_the_settings(monkeypatch, session_on):
     monkeypatch.setenv("BACKPROP_LAB_ALLOWED_ORIGINS", "https://class.example, http://lab:8000")
     assert Settings().allowed_origins == ["https://class.example", "http://lab:8000"]
     monkeypatch.setenv("BACKPROP_LAB_ALLOWED_ORIGINS", '["https://class.example"]')
     assert Settings().allowed_origins == ["https://class.example"]
     with _test_client(allowed_origins=["https://class.example:443", "http://lab:8000"]) as client:
         for origin in ("https://class.example", "http://lab:8000"):
-            with client.websocket_connect("/ws/session", headers={"origin": origin}) as ws:
-                assert ws.receive_json()["type"] == "hello"
-                ws.close(1000)
+            with session_on(client, headers={"origin": origin}) as session:
+                assert session.hello["type"] == "hello"
         assert _refused_reason(client, "http://class.example")[0] == 1008
     with _test_client(allowed_origins=["*"]) as client:
-        with client.websocket_connect("/ws/session", headers={"origin": "http://x.y"}) as ws:
-            assert ws.receive_json()["type"] == "hello"
-            ws.close(1000)
+        with session_on(client, headers={"origin": "http://x.y"}) as session:
+            assert session.hello["type"] == "hello"
 
 
 def test_origins_are_compared_in_their_normal_form():
@@ -235,16 +232,13 @@ def test_a_flood_of_commands_is_refused_beyond_the_rate_and_the_session_goes_on(
         assert reply["type"] == "export"
 
 
-def test_bad_messages_count_towards_the_rate():
-    with _test_client(command_rate=1, command_burst=3) as client:
-        with client.websocket_connect("/ws/session") as websocket:
-            assert websocket.receive_json()["type"] == "hello"
-            for _ in range(6):
-                websocket.send_text("not json")
-            codes = [websocket.receive_json()["code"] for _ in range(6)]
-            assert codes[:3] == ["bad_json"] * 3
-            assert "rate_limited" in codes[3:]
-            websocket.close(1000)
+def test_bad_messages_count_towards_the_rate(session_on):
+    with _test_client(command_rate=1, command_burst=3) as client, session_on(client) as session:
+        for _ in range(6):
+            session.send("not json")
+        codes = [session.reply(None)["code"] for _ in range(6)]
+        assert codes[:3] == ["bad_json"] * 3
+        assert "rate_limited" in codes[3:]
 
 
 # ----- sessions per address -------------------------------------------------------------------
