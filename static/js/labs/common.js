@@ -135,11 +135,13 @@ export async function postJSON(url, body, { onLargest = null } = {}) {
     const detail = reply.detail;
     const message = errorMessage(detail);
     let offer = null;
-    if (onLargest && detail && detail.largest !== undefined && detail.field) {
-      offer = {
-        label: `use ${detail.field} = ${detail.largest}`,
-        apply: () => onLargest(detail.field, detail.largest),
-      };
+    let field = detail && detail.field;
+    let largest = detail && detail.largest;
+    // a field over its limit (pydantic's `le`): offer the limit itself
+    const over = Array.isArray(detail) && detail.find((item) => item.ctx && item.ctx.le !== undefined);
+    if (over) [field, largest] = [over.loc[over.loc.length - 1], over.ctx.le];
+    if (onLargest && field && largest !== undefined) {
+      offer = { label: `use ${field} = ${largest}`, apply: () => onLargest(field, largest) };
     }
     showError(message, offer);
     throw new Error(message);
