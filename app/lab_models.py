@@ -63,9 +63,9 @@ class ConditionalStatistics(_Settings):
     runs: Literal[2] = Field(2, exclude=True)
     hidden: int = Field(16, ge=1, le=32)
     learning_rate: float = Field(0.01, gt=0.0, le=1.0)
-    steps: int = Field(2000, ge=1, le=8000)
+    steps: int = Field(3000, ge=1, le=8000)
     noise: float = Field(0.5, ge=0.0, le=1.0)
-    size: int = Field(400, ge=20, le=2000)
+    size: int = Field(1000, ge=20, le=2000)
     bins: int = Field(12, ge=2, le=40, description="bins of x for the data's own mean and median")
 
 
