@@ -16,7 +16,7 @@ def test_shallow_regression_runs_and_judges_from_its_run(client):
     reply = post(client, "shallow-regression", l2=0.05, hidden=4, **SMALL)
     assert reply.status_code == 200, reply.text
     run = reply.json()
-    assert [s["step"] for s in run["snapshots"]] == [0, 30, 60]
+    assert [s["step"] for s in run["snapshots"]] == [0, 15, 60]
     last = run["snapshots"][-1]
     assert len(last["units"]) == 4 and len(last["units"][0]) == len(run["grid"])
     assert last["fit"] != run["snapshots"][0]["fit"]

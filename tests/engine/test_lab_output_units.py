@@ -91,7 +91,7 @@ def test_a_learned_precision_is_largest_where_the_noise_is_smallest():
 
 
 def test_snapshot_steps_and_clipping_counts():
-    assert snapshot_steps(10, 3) == [0, 5, 10]
+    assert snapshot_steps(100, 3) == [0, 25, 100]
     assert snapshot_steps(2, 10) == [0, 1, 2]
     spec = ModelSpec(features=["x1"], layers=[LayerSpec(4, "tanh")],
                      output=OutputSpec(loss="squared"), seed=0)

@@ -51,6 +51,7 @@ function showQuestion() {
     return label;
   }));
   document.getElementById("main-caption").textContent = question.caption;
+  for (const field of form.querySelectorAll("[data-for-unit]")) field.hidden = field.dataset.forUnit !== unit();
   prediction.reset();
 }
 for (const input of unitInputs) input.addEventListener("change", showQuestion);
@@ -142,6 +143,8 @@ function draw(Plotly, run, snapshot) {
   }
   Plotly.react("main-plot", main, { ...layout, yaxis: { title: { text: run.unit === "bernoulli" || run.unit === "softmax" ? "probability" : "y" } } }, CONFIG);
   Plotly.react("side-plot", side, sideLayout, CONFIG);
+  document.getElementById("side-title").textContent = run.unit === "gaussian_learned" ? "The learned precision β(x)"
+    : run.unit === "mixture" ? "The mixture's weights" : "Training loss";
   document.getElementById("side-caption").textContent = run.unit === "gaussian_learned"
     ? "The learned precision β(x) = ζ(a) on a log scale: large where the network is sure."
     : run.unit === "mixture" ? "Each component's weight p(c = i | x): the softmax's share of the examples at each x." : "The training loss against steps.";
