@@ -12,7 +12,7 @@ import numpy as np
 from engine.autodiff import no_grad
 from engine.conditional import binned_statistics, mean_gap
 from engine.datasets import make_dataset
-from engine.lab_training import hidden_activations, output_weights, train
+from engine.lab_training import drawn, hidden_activations, output_weights, train
 from engine.nn import MLP, output_loss
 from engine.output_units import (
     bernoulli_data,
@@ -40,7 +40,7 @@ def _grid(low: float = -3.0, high: float = 3.0) -> np.ndarray:
 
 def _curve(model: MLP, grid: np.ndarray) -> list[float]:
     with no_grad():
-        return model.forward(grid).value[:, 0].tolist()
+        return drawn(model.forward(grid).value[:, 0])
 
 
 def _loss_of(model: MLP):
@@ -53,7 +53,7 @@ def _weight_norm(model: MLP) -> float:
 
 
 def _points(x: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
-    return {"x": x[:, 0].tolist(), "y": y.tolist()}
+    return {"x": drawn(x[:, 0]), "y": drawn(y)}
 
 
 # ----- lab 1: Example 6.1.1 ------------------------------------------------------------
@@ -165,8 +165,8 @@ def _saturating_run(loss: str, x: np.ndarray, y: np.ndarray, shown: np.ndarray, 
         return {
             "wrong": int((parts["probability"] < CONFIDENTLY_WRONG).sum()),
             "accuracy": float(np.mean(np.argmax(logits, axis=1) == y)),
-            "score": parts["score"][shown].tolist(),
-            "gradient": parts[loss][shown].tolist(),
+            "score": drawn(parts["score"][shown]),
+            "gradient": drawn(parts[loss][shown]),
         }
 
     return train(model, x, y, function, training, steps, snapshots, probe, seed).snapshots

@@ -99,6 +99,28 @@ def test_a_run_too_long_says_why_and_offers_the_largest_that_works(client):
     ShallowRegression(hidden=32, steps=largest).check_budget()
 
 
+def test_too_many_curves_for_one_reply_offers_the_largest_snapshot_count(client):
+    reply = post(client, "shallow-regression", hidden=32, snapshots=60, steps=100)
+    assert reply.status_code == 422
+    detail = reply.json()["detail"]
+    assert detail["field"] == "snapshots" and detail["largest"] == 30
+    assert post(client, "shallow-regression", hidden=32, snapshots=30, steps=100).status_code == 200
+
+
+def test_a_mixtures_steps_cost_more(client):
+    from app.lab_models import OutputUnits
+
+    plain = OutputUnits(unit="gaussian_learned", steps=8000)
+    mixture = OutputUnits(unit="mixture", components=6, steps=8000)
+    largest = []
+    for settings in (plain, mixture):
+        try:
+            settings.check_budget()
+        except ValueError as error:
+            largest.append(error.largest)
+    assert len(largest) == 2 and largest[1] < largest[0]
+
+
 def test_a_diverging_run_is_a_clear_error_and_the_server_goes_on(client):
     # ε = 5 on Example 6.1.1's net overflows within a few hundred steps on this seed
     reply = post(client, "shallow-regression", learning_rate=5.0, hidden=32, steps=300,
