@@ -28,6 +28,7 @@ export function startLab() {
     },
     end() {
       state.running = false;
+      if (state.frames === 0) progress.textContent = ""; // the run was refused: nothing trained
       state.runs += 1;
     },
     setField(name, value) {
