@@ -93,7 +93,10 @@ def region_ids(patterns: np.ndarray) -> tuple[np.ndarray, int]:
     n = patterns.shape[0]
     if patterns.shape[1] == 0:
         return np.zeros(n, dtype=np.int64), 1 if n else 0
-    _, first, inverse = np.unique(patterns, axis=0, return_index=True, return_inverse=True)
+    # one opaque byte string per row: np.unique sorts those far faster than rows
+    rows = np.ascontiguousarray(patterns, dtype=np.int8)
+    keys = rows.view(np.dtype((np.void, rows.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     order = np.argsort(first)  # unique patterns sorted by where they first appear
     relabel = np.empty_like(order)
@@ -145,11 +148,59 @@ def region_map(
     return RegionMap(ids.reshape(shape), count, extent)
 
 
-def shallow_region_bound(units: int, input_dim: int) -> int:
+def shallow_region_bound(units: int, input_dim: int, kinks_per_unit: int = 1) -> int:
     """The most regions one layer of ``units`` two-piece units can make in ``input_dim``
     dimensions: Σ_{i ≤ d} C(n, i), reached when the kinks are hyperplanes in general
-    position (n + 1 intervals on a line; 1 + n + C(n, 2) regions of the plane)."""
-    return sum(math.comb(units, i) for i in range(min(units, input_dim) + 1))
+    position (n + 1 intervals on a line; 1 + n + C(n, 2) regions of the plane).
+    A hard tanh unit kinks on two parallel hyperplanes (``kinks_per_unit`` = 2): in the
+    plane its pair never crosses itself, so 1 + 2n + C(2n, 2) − n."""
+    lines = units * kinks_per_unit
+    bound = sum(math.comb(lines, i) for i in range(min(lines, input_dim) + 1))
+    if input_dim == 2 and kinks_per_unit == 2:
+        bound -= units  # each unit's two parallel lines do not meet
+    return bound
+
+
+def kink_lines(model: MLP) -> tuple[np.ndarray, np.ndarray] | None:
+    """The lines w·x + b = c where the first layer's units switch piece, as (normals
+    (L, 2), offsets (L,)) meaning normal·x + offset = 0; None for a net whose first
+    layer has no straight kinks (maxout pieces meet on half-lines, smooth units none)."""
+    if not model.layers or model.input_dim != 2:
+        return None
+    layer = model.layers[0]
+    kind = layer.spec.activation
+    weights, bias = layer.weights.value, layer.bias.value
+    if kind in ("relu", "leaky_relu", "prelu", "abs"):
+        return weights.T.copy(), bias.copy()
+    if kind == "hard_tanh":  # kinks at a = −1 and a = +1
+        return np.concatenate([weights.T, weights.T]), np.concatenate([bias + 1.0, bias - 1.0])
+    return None
+
+
+def arrangement_count(normals: np.ndarray, offsets: np.ndarray,
+                      extent: tuple[tuple[float, float], ...]) -> dict[str, int]:
+    """Regions that lines in general position cut a box into: 1 + (lines crossing the
+    box) + (crossing points inside it), by Euler's formula, each new line adding one
+    region plus one per line it crosses inside the box. Computed from the lines alone
+    (no grid), so it checks ``region_map`` of a one-layer net independently."""
+    (x_low, x_high), (y_low, y_high) = extent
+    corners = np.array([[x_low, y_low], [x_high, y_low], [x_low, y_high], [x_high, y_high]])
+    inside = []
+    for normal, offset in zip(normals, offsets):
+        sides = corners @ normal + offset
+        if np.any(normal != 0) and sides.min() < 0 < sides.max():
+            inside.append((normal, offset))
+    crossings = 0
+    for i in range(len(inside)):
+        for j in range(i + 1, len(inside)):
+            matrix = np.array([inside[i][0], inside[j][0]])
+            if abs(np.linalg.det(matrix)) < 1e-12:
+                continue  # parallel lines never cross
+            point = np.linalg.solve(matrix, -np.array([inside[i][1], inside[j][1]]))
+            if x_low < point[0] < x_high and y_low < point[1] < y_high:
+                crossings += 1
+    return {"lines": len(inside), "crossings": crossings,
+            "regions": 1 + len(inside) + crossings}
 
 
 def sawtooth_network(depth: int) -> MLP:

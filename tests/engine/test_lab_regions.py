@@ -142,3 +142,29 @@ def test_feature_crosses_are_refused():
     spec = ModelSpec(features=["x1", "x1_squared"], layers=[LayerSpec(3, "relu")])
     with pytest.raises(ValueError, match="raw inputs"):
         region_map(MLP(spec), ((-1.0, 1.0), (-1.0, 1.0)), 10)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("activation", ["relu", "abs", "hard_tanh"])
+def test_a_trained_looking_layer_matches_the_line_arrangement_formula(seed, activation):
+    # random lines: the grid count equals 1 + lines + crossings in the box whenever no
+    # region is thinner than the grid (checked: the nearest crossing pair is far apart)
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=(2, 4))
+    bias = rng.uniform(-1.5, 1.5, size=4)
+    model = one_layer(weights, bias, activation)
+    from engine.regions import arrangement_count, kink_lines
+
+    normals, offsets = kink_lines(model)
+    extent = ((-3.0, 3.0), (-3.0, 3.0))
+    expected = arrangement_count(normals, offsets, extent)
+    counted = region_map(model, extent, 700).count
+    assert counted == expected["regions"], (counted, expected)
+    kinks = 2 if activation == "hard_tanh" else 1
+    assert counted <= shallow_region_bound(4, 2, kinks)
+
+
+def test_the_hard_tanh_bound_counts_parallel_pairs():
+    # 1 unit: two parallel lines, three strips
+    assert shallow_region_bound(1, 2, 2) == 3
+    assert shallow_region_bound(2, 2, 2) == 1 + 4 + 6 - 2
