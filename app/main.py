@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from app.browser import BrowserCookie
 from app.limits import AddressCounter
 from app.routes import api, docs, jobs, pages, ws
+from app.routes import labs as labs_routes
 from app.scheduler import LoopMonitor, Registry, Worker
 from app.security import SecurityHeaders
 from app.settings import Settings, get_settings
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(docs.router)
     app.include_router(jobs.router)
+    app.include_router(labs_routes.router)  # the guided labs (issue 11)
     app.add_middleware(BrowserCookie)  # the browser id jobs belong to (app/browser.py)
     app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
     return app

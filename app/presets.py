@@ -90,6 +90,41 @@ PRESETS: list[dict[str, Any]] = [
                           loss="mixture", features=("x1",), optimizer="adam",
                           learning_rate=0.01),
     },
+    # ----- presets of the chapter's own examples (issue 14) -----
+    {
+        "name": "example_6_1_1",
+        "title": "Example 6.1.1: shallow regression (Fig. 6.1)",
+        "description": "The chapter's classic shallow network: one layer of 8 sigmoid "
+        "hidden units, a linear output, squared error plus an L2 penalty on the weights "
+        "W and V only (the offsets are not penalised), trained by plain stochastic "
+        "gradient descent on a noisy sine.",
+        "config": _config(_layers(8, activation="sigmoid"),
+                          {"name": "sine_1d", "noise": 0.2, "size": 200},
+                          loss="squared", features=("x1",), learning_rate=0.3, l2=0.001),
+    },
+    {
+        "name": "mean_median",
+        "title": "Mean against median: absolute error",
+        "description": "The noise here only pushes targets upwards. Absolute error pulls "
+        "the curve to the middle of the points at each x, their median, which sits below "
+        "their mean; switch the loss to squared error and watch the curve rise to the "
+        "mean.",
+        "config": _config(_layers(16), {"name": "skewed_1d", "noise": 0.5, "size": 400},
+                          loss="absolute", features=("x1",), optimizer="adam",
+                          learning_rate=0.01),
+    },
+    {
+        "name": "learned_precision",
+        "title": "Learned precision: growing noise",
+        "description": "The spread of the targets grows from left to right. Besides the "
+        "mean, the network outputs a precision β(x) = softplus(a) > 0 and is trained on "
+        "the Gaussian negative log-likelihood, so it learns to be confident on the left "
+        "and unsure on the right.",
+        "config": _config(_layers(16), {"name": "heteroscedastic_1d", "noise": 0.3,
+                                        "size": 400},
+                          loss="gaussian_learned", features=("x1",), optimizer="adam",
+                          learning_rate=0.01),
+    },
 ]
 
 PRESET_NAMES = [preset["name"] for preset in PRESETS]

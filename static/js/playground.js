@@ -133,7 +133,7 @@ async function hello(message) {
   if (!connectedOnce) {
     connectedOnce = true;
     const presets = await presetsPromise;
-    const start = initial || defaultPreset(presets);
+    const start = initial || presetFromQuery(presets) || defaultPreset(presets);
     // Training starts once every view has drawn the first frame (the initial weights): the
     // page draws cold without the server's training competing for the CPU (where both run
     // on one machine), and the learner sees where the network starts from.
@@ -264,6 +264,20 @@ function applyNetwork({ network: withNetwork = true, warps: withWarps = true } =
 function defaultPreset(presets) {
   if (!presets || !presets.length) return null;
   const preset = presets.find((p) => p.default) || presets.find((p) => p.name === "default") || presets[0];
+  return { config: preset.config };
+}
+
+// `/?preset=NAME` opens the playground on a named preset (the /labs index links to them); a
+// configuration in the link's hash (a shared link) comes first.
+function presetFromQuery(presets) {
+  const name = new URLSearchParams(location.search).get("preset");
+  if (!name) return null;
+  const preset = (presets || []).find((p) => p.name === name);
+  if (!preset) {
+    showNotice(`There is no preset called “${name}”; the default network is shown instead.`);
+    return null;
+  }
+  controls.preset.value = preset.name;
   return { config: preset.config };
 }
 
