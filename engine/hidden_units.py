@@ -195,6 +195,7 @@ def loss_and_accuracy(model: MLP, x: np.ndarray, y: np.ndarray) -> tuple[float, 
 
 # ----- the lab's run ----------------------------------------------------------------------
 COUNT_RESOLUTION = 320
+COUNT_WORK = 2_000_000  # grid cells × pre-activations per frame, for the region count
 KINKS = {"relu": 1, "leaky_relu": 1, "prelu": 1, "abs": 1, "hard_tanh": 2}  # per unit
 LAB_DATASETS = ("circle", "xor", "gaussians", "spiral", "moons", "two_curves", "checkerboard")
 
@@ -221,6 +222,16 @@ class HiddenUnitsSetting:
     resolution: int = 64
     init_scale: float = 1.0
     seed: int = 0
+
+
+def counting_resolution(setting: HiddenUnitsSetting) -> int:
+    """Cells per side of the grid the regions are counted on: four times the map's, at
+    most ``COUNT_RESOLUTION``, and fewer for wide deep nets (each cell costs a forward
+    pass through every pre-activation), never fewer than the map's own."""
+    columns = setting.depth * setting.width * (
+        setting.pieces if setting.activation == "maxout" else 1)
+    affordable = int(math.sqrt(COUNT_WORK / columns))
+    return max(setting.resolution, min(4 * setting.resolution, COUNT_RESOLUTION, affordable))
 
 
 def build_network(setting: HiddenUnitsSetting) -> tuple[MLP, Dataset]:
@@ -255,7 +266,8 @@ def run_hidden_units(setting: HiddenUnitsSetting,
     fitter = Fitter(model, training, setting.train_hidden, seed=setting.seed)
     extent = tuple((float(lo), float(hi)) for lo, hi in data.extent)
     points = grid(extent, setting.resolution)
-    fine = grid(extent, min(4 * setting.resolution, COUNT_RESOLUTION))
+    count_resolution = counting_resolution(setting)
+    fine = grid(extent, count_resolution) if count_resolution > setting.resolution else points
     try:
         check_piecewise_linear(model)
         regions_reason = None
@@ -286,8 +298,9 @@ def run_hidden_units(setting: HiddenUnitsSetting,
         if regions_reason is None:
             ids, count = region_ids(activation_patterns(model, points))
             snapshot["regions"] = ids.tolist()
-            # counted on a grid four times finer than the map, so thin regions show up
-            snapshot["region_count"] = region_ids(activation_patterns(model, fine))[1]
+            # counted on a finer grid than the map's where affordable: thin regions show up
+            snapshot["region_count"] = (
+                count if fine is points else region_ids(activation_patterns(model, fine))[1])
             lines = kink_lines(model) if setting.depth == 1 else None
             # one layer: the count the lines' geometry predicts (crossings in the window)
             snapshot["arrangement"] = (
@@ -296,6 +309,7 @@ def run_hidden_units(setting: HiddenUnitsSetting,
     return {
         "extent": [list(e) for e in extent],
         "resolution": setting.resolution,
+        "count_resolution": count_resolution,
         "points": {"x": np.round(data.x_train, 4).tolist(), "y": data.y_train.tolist()},
         "parameters": int(sum(p.value.size for p in model.parameters())),
         "units": setting.depth * setting.width,
