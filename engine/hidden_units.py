@@ -224,6 +224,20 @@ class HiddenUnitsSetting:
     seed: int = 0
 
 
+def one_layer_bound(setting: HiddenUnitsSetting) -> int | None:
+    """The most regions one layer of all the net's units could make in the plane (None
+    for units that are not piecewise linear)."""
+    units = setting.depth * setting.width
+    if setting.activation == "maxout":
+        return shallow_region_bound(units, 2, math.comb(setting.pieces, 2))
+    if setting.activation == "linear":
+        return 1
+    if setting.activation not in KINKS:
+        return None
+    kinks = KINKS[setting.activation]
+    return shallow_region_bound(units, 2, kinks, parallel=kinks == 2)
+
+
 def counting_resolution(setting: HiddenUnitsSetting) -> int:
     """Cells per side of the grid the regions are counted on: four times the map's, at
     most ``COUNT_RESOLUTION``, and fewer for wide deep nets (each cell costs a forward
@@ -314,9 +328,7 @@ def run_hidden_units(setting: HiddenUnitsSetting,
         "parameters": int(sum(p.value.size for p in model.parameters())),
         "units": setting.depth * setting.width,
         "regions_reason": regions_reason,
-        "shallow_bound": (
-            shallow_region_bound(setting.depth * setting.width, 2, KINKS[setting.activation])
-            if setting.activation in KINKS else None),
+        "shallow_bound": one_layer_bound(setting),
         "frames": snapshots,
         "units_detail": unit_details(model, data.x_train),
     }

@@ -148,16 +148,19 @@ def region_map(
     return RegionMap(ids.reshape(shape), count, extent)
 
 
-def shallow_region_bound(units: int, input_dim: int, kinks_per_unit: int = 1) -> int:
+def shallow_region_bound(units: int, input_dim: int, kinks_per_unit: int = 1,
+                         parallel: bool = False) -> int:
     """The most regions one layer of ``units`` two-piece units can make in ``input_dim``
     dimensions: Σ_{i ≤ d} C(n, i), reached when the kinks are hyperplanes in general
     position (n + 1 intervals on a line; 1 + n + C(n, 2) regions of the plane).
-    A hard tanh unit kinks on two parallel hyperplanes (``kinks_per_unit`` = 2): in the
-    plane its pair never crosses itself, so 1 + 2n + C(2n, 2) − n."""
+    A hard tanh unit kinks on two parallel hyperplanes (``kinks_per_unit`` = 2,
+    ``parallel``): in the plane its pair never crosses itself, so 1 + 2n + C(2n, 2) − n.
+    A maxout unit's k pieces meet on parts of at most C(k, 2) lines, so the same count
+    with that many lines per unit bounds it (reached for k = 2 only)."""
     lines = units * kinks_per_unit
     bound = sum(math.comb(lines, i) for i in range(min(lines, input_dim) + 1))
-    if input_dim == 2 and kinks_per_unit == 2:
-        bound -= units  # each unit's two parallel lines do not meet
+    if input_dim == 2 and parallel:
+        bound -= units * math.comb(kinks_per_unit, 2)  # a unit's parallel lines never meet
     return bound
 
 

@@ -161,10 +161,10 @@ def test_a_trained_looking_layer_matches_the_line_arrangement_formula(seed, acti
     counted = region_map(model, extent, 700).count
     assert counted == expected["regions"], (counted, expected)
     kinks = 2 if activation == "hard_tanh" else 1
-    assert counted <= shallow_region_bound(4, 2, kinks)
+    assert counted <= shallow_region_bound(4, 2, kinks, parallel=kinks == 2)
 
 
 def test_the_hard_tanh_bound_counts_parallel_pairs():
     # 1 unit: two parallel lines, three strips
-    assert shallow_region_bound(1, 2, 2) == 3
-    assert shallow_region_bound(2, 2, 2) == 1 + 4 + 6 - 2
+    assert shallow_region_bound(1, 2, 2, parallel=True) == 3
+    assert shallow_region_bound(2, 2, 2, parallel=True) == 1 + 4 + 6 - 2
