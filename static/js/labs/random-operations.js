@@ -66,10 +66,16 @@ function draw(Plotly, run, index) {
   Plotly.react("mu-plot", estimateTraces(run, 0, index), { ...LAYOUT, xaxis: axis, yaxis: { title: { text: "∂E[J]/∂μ" }, range: yRange(run, 0) } }, CONFIG);
   Plotly.react("sigma-plot", estimateTraces(run, 1, index), { ...LAYOUT, xaxis: axis, yaxis: { title: { text: "∂E[J]/∂σ" }, range: yRange(run, 1) } }, CONFIG);
   const counts = run.counts.slice(0, index + 1);
-  const spread = Object.entries(run.estimators).map(([name, curve]) => ({
-    x: counts, y: curve.std.slice(0, index + 1).map((s) => Math.max(s[0], 1e-12)), mode: "lines+markers",
-    name: NAMES[name], line: { color: COLOUR[name] },
-  }));
+  // a spread of 0 (the same value every time) has no place on a log axis: it is left out
+  // and the legend says so
+  const spread = Object.entries(run.estimators).map(([name, curve]) => {
+    const values = curve.std.slice(0, index + 1).map((s) => (s[0] > 1e-12 ? s[0] : null));
+    const constant = values.every((value) => value === null);
+    return {
+      x: counts, y: values, mode: "lines+markers", line: { color: COLOUR[name] },
+      name: constant ? `${NAMES[name]} (spread 0: the same value every time)` : NAMES[name],
+    };
+  });
   const first = run.estimators.reinforce.std[0][0];
   spread.push({
     x: run.counts, y: run.counts.map((n) => first * Math.sqrt(run.counts[0] / n)), mode: "lines",
