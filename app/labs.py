@@ -91,7 +91,8 @@ def lab(name: str) -> Lab:
 
 @dataclass(frozen=True)
 class Runner:
-    """Something in the app that runs part of a section: kind is preset, step, lab or job."""
+    """Something in the app that runs part of a section: kind is preset, playground, step,
+    lab or job."""
 
     kind: str
     label: str
@@ -158,7 +159,7 @@ def chapter_map(available: set[str] | None = None) -> list[Section]:
                 [_preset("example_6_1_1", "Preset: squared error with weight decay")]),
         Section("6.3.4", "Optimization procedure",
                 "Iterative optimisation: stochastic gradient descent, often with momentum.",
-                [Runner("preset", "Playground: choose SGD, momentum, Nesterov or Adam", "/")]),
+                [Runner("playground", "Playground: choose SGD, momentum, Nesterov or Adam", "/")]),
         Section("6.4", "Computational graphs and back-propagation",
                 "The chain rule applied node by node in reverse order computes every "
                 "gradient at about the cost of the forward pass.",

@@ -12,7 +12,7 @@ import numpy as np
 from engine.autodiff import no_grad
 from engine.conditional import binned_statistics, mean_gap
 from engine.datasets import make_dataset
-from engine.lab_training import hidden_activations, output_weights, train
+from engine.lab_training import drawn, hidden_activations, output_weights, train
 from engine.nn import MLP, output_loss
 from engine.output_units import (
     bernoulli_data,
@@ -40,7 +40,7 @@ def _grid(low: float = -3.0, high: float = 3.0) -> np.ndarray:
 
 def _curve(model: MLP, grid: np.ndarray) -> list[float]:
     with no_grad():
-        return model.forward(grid).value[:, 0].tolist()
+        return drawn(model.forward(grid).value[:, 0])
 
 
 def _loss_of(model: MLP):
@@ -53,7 +53,7 @@ def _weight_norm(model: MLP) -> float:
 
 
 def _points(x: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
-    return {"x": x[:, 0].tolist(), "y": y.tolist()}
+    return {"x": drawn(x[:, 0]), "y": drawn(y)}
 
 
 # ----- lab 1: Example 6.1.1 ------------------------------------------------------------
@@ -165,8 +165,8 @@ def _saturating_run(loss: str, x: np.ndarray, y: np.ndarray, shown: np.ndarray, 
         return {
             "wrong": int((parts["probability"] < CONFIDENTLY_WRONG).sum()),
             "accuracy": float(np.mean(np.argmax(logits, axis=1) == y)),
-            "score": parts["score"][shown].tolist(),
-            "gradient": parts[loss][shown].tolist(),
+            "score": drawn(parts["score"][shown]),
+            "gradient": drawn(parts[loss][shown]),
         }
 
     return train(model, x, y, function, training, steps, snapshots, probe, seed).snapshots
@@ -207,18 +207,17 @@ def saturating_losses(hidden: int, init_scale: float, learning_rate: float, step
 UNITS = ("bernoulli", "softmax", "gaussian_learned", "mixture")
 
 
-def _unit_data(unit: str, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """(x, y, noise-free extra): the lab's data for each output unit."""
+def _unit_data(unit: str, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lab's training data for each output unit: 1-D inputs whose p(y | x) the unit can
+    model (known exactly for the Bernoulli and softmax units)."""
     if unit == "bernoulli":
-        x, y = bernoulli_data(size, seed)
-        return x, y, 0.0
+        return bernoulli_data(size, seed)
     if unit == "softmax":
-        x, y = softmax_data(size, seed)
-        return x, y, 0.0
+        return softmax_data(size, seed)
     name = "heteroscedastic_1d" if unit == "gaussian_learned" else "inverse_sine"
     data = make_dataset(DataSpec(name=name, size=size, noise=0.3 if unit != "mixture" else 0.0,
                                  train_fraction=0.75, seed=seed))
-    return data.x_train, data.y_train, 0.0
+    return data.x_train, data.y_train
 
 
 def output_units(unit: str, hidden: int, components: int, clip: bool, clip_norm: float,
@@ -227,7 +226,7 @@ def output_units(unit: str, hidden: int, components: int, clip: bool, clip_norm:
     """Train one output unit by maximum likelihood and draw the p(y | x) it stands for."""
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
-    x, y, _ = _unit_data(unit, size, seed)
+    x, y = _unit_data(unit, size, seed)
     low, high = float(x.min()), float(x.max())
     grid = _grid(low, high)
     classes = 3 if unit == "softmax" else 2

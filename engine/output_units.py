@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from engine.autodiff import no_grad
+from engine.lab_training import drawn
 from engine.nn import MLP
 
 
@@ -64,18 +65,18 @@ def distribution(model: MLP, grid: np.ndarray) -> dict[str, list]:
         z = model.forward(grid).value
     loss = model.spec.output.loss
     if loss == "bernoulli":
-        return {"probability": _sigmoid(z[:, 0]).tolist()}
+        return {"probability": drawn(_sigmoid(z[:, 0]))}
     if loss == "softmax":
-        return {"probabilities": _softmax(z).T.tolist()}
+        return {"probabilities": drawn(_softmax(z).T)}
     if loss == "gaussian_learned":
         precision = _softplus(z[:, 1])
-        return {"mean": z[:, 0].tolist(), "precision": precision.tolist(),
-                "spread": (1.0 / np.sqrt(precision)).tolist()}
+        return {"mean": drawn(z[:, 0]), "precision": drawn(precision),
+                "spread": drawn(1.0 / np.sqrt(precision))}
     if loss == "mixture":
         k = model.spec.output.components
         precision = _softplus(z[:, 2 * k : 3 * k])
-        return {"weights": _softmax(z[:, :k]).T.tolist(), "means": z[:, k : 2 * k].T.tolist(),
-                "spreads": (1.0 / np.sqrt(precision)).T.tolist()}
+        return {"weights": drawn(_softmax(z[:, :k]).T), "means": drawn(z[:, k : 2 * k].T),
+                "spreads": drawn(1.0 / np.sqrt(precision).T)}
     raise ValueError(f"lab 4 draws no distribution for the loss {loss!r}")
 
 
