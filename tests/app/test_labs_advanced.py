@@ -161,3 +161,12 @@ def test_a_run_past_the_time_limit_stops_with_a_message(client, monkeypatch):
     assert "took longer than" in reply.json()["detail"]["message"]
     # the server goes on serving
     assert client.post("/api/labs/hidden-units/sawtooth", json={"depth": 2}).status_code == 200
+
+
+@pytest.mark.parametrize("name", ["hidden-units", "random-operations", "depth-and-curvature"])
+def test_the_index_links_labs_5_to_7_and_their_pages_render(client, name):
+    assert f'href="/labs/{name}"' in client.get("/labs").text
+    page = client.get(f"/labs/{name}")
+    assert page.status_code == 200
+    assert f'src="/static/js/labs/{name}.js"' in page.text
+    assert 'name="prediction"' in page.text and "<script>" not in page.text
