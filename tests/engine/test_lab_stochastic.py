@@ -138,3 +138,33 @@ def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="at least 2"):
         per_sample(make_cost("quadratic"), 0.0, 1.0, np.zeros(1), "reinforce_baseline")
     assert set(COSTS) == {"quadratic", "bumpy", "step"}
+
+
+@pytest.mark.parametrize("name,target,mu,sigma", SETTINGS[:2])
+def test_per_sample_estimates_match_torch_autograd(name, target, mu, sigma):
+    # the reparametrised estimate is autograd through y = μ + σz; REINFORCE's score is the
+    # gradient of torch's own Gaussian log-density
+    torch = pytest.importorskip("torch")
+    z = np.random.default_rng(4).standard_normal(64)
+    cost = make_cost(name, target)
+    mu_t = torch.tensor(mu, dtype=torch.float64, requires_grad=True)
+    sigma_t = torch.tensor(sigma, dtype=torch.float64, requires_grad=True)
+    z_t = torch.tensor(z)
+    y = mu_t + sigma_t * z_t
+    if name == "quadratic":
+        j = (y - target) ** 2
+    else:
+        j = torch.sin(3.0 * y) + 0.1 * y * y
+    reparametrised = per_sample(cost, mu, sigma, z, "reparametrised")
+    reinforce = per_sample(cost, mu, sigma, z, "reinforce")
+    for i in range(z.size):
+        g_mu, g_sigma = torch.autograd.grad(j[i], (mu_t, sigma_t), retain_graph=True)
+        np.testing.assert_allclose(reparametrised[i], [g_mu.item(), g_sigma.item()], rtol=1e-12,
+                                   atol=1e-12)
+        sample = torch.tensor(mu + sigma * z[i], dtype=torch.float64)
+        mu_s = torch.tensor(mu, dtype=torch.float64, requires_grad=True)
+        sigma_s = torch.tensor(sigma, dtype=torch.float64, requires_grad=True)
+        log_p = torch.distributions.Normal(mu_s, sigma_s).log_prob(sample)
+        s_mu, s_sigma = torch.autograd.grad(log_p, (mu_s, sigma_s))
+        np.testing.assert_allclose(reinforce[i], j[i].item() * np.array([s_mu.item(),
+                                   s_sigma.item()]), rtol=1e-10, atol=1e-12)
