@@ -116,7 +116,7 @@ class _NetSettings(_Settings):
     target: Literal[tuple(depth_lab.TARGETS)] = "ripple_2d"  # type: ignore[valid-type]
     activation: Literal[COUNTED_UNITS] = "tanh"  # type: ignore[valid-type]
     size: int = Field(200, ge=20, le=500, description="points, half for training")
-    steps: int = Field(1500, ge=0, le=4000)
+    steps: int = Field(800, ge=0, le=4000)
     learning_rate: float = Field(0.01, gt=0.0, le=1.0)
     batch_size: int = Field(50, ge=1, le=250)
 
