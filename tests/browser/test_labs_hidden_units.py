@@ -33,6 +33,7 @@ def test_hidden_units_lab(page, server_url, console_errors, shots):
     assert verdict.is_visible()
     text = verdict.inner_text()
     assert "regions" in text and "at most 22" in text
+    assert "Dead units: 0 of 6 at the start" in text  # one layer, 0.1 starting bias: all alive
     count = page.evaluate("() => lab.regionCount")
     assert page.locator("#readout-regions").inner_text() == str(count)
     held = "held" in verdict.get_attribute("class")
@@ -47,11 +48,13 @@ def test_hidden_units_lab(page, server_url, console_errors, shots):
 
     # a smooth unit: no regions, the map shows P(y = 1 | x)
     page.select_option("#activation", "tanh")
+    page.locator("[data-setting=train_hidden]").uncheck()  # random tanh features
     page.get_by_label("None at all: these units are not piecewise linear.").check()
     run.click()
     page.wait_for_function("() => lab.runs >= 2", timeout=30_000)
     assert "held" in page.locator("#verdict").get_attribute("class")
     assert page.locator("#readout-regions").inner_text() == "none"
+    assert "Only the output layer learned" in page.locator("#verdict").inner_text()
     shots(page, "hidden-units-tanh")
 
 

@@ -189,14 +189,26 @@ function drawShape(Plotly, settings) {
   caption.textContent = "The unit φ(a) and its slope φ′(a): back-propagation multiplies the gradient by φ′(a), so where it is 0 the unit learns nothing from that input.";
 }
 
-function judge(answer, run) {
+/** What the run says about dead units and random features, for the end of the verdict. */
+function postscript(run, settings) {
+  const first = run.frames[0];
+  const last = run.frames[run.frames.length - 1];
+  let text = ` Dead units: ${deadTotal(first)} of ${run.units} at the start, ${deadTotal(last)} at the end`;
+  text += settings.bias === null ? " (engine's starting biases)." : ` (every hidden bias started at ${settings.bias}).`;
+  if (!settings.train_hidden) {
+    text += ` Only the output layer learned, on random ${settings.activation} features: test accuracy ${fmt(last.test_accuracy)}.`;
+  }
+  return text;
+}
+
+function judge(answer, run, settings) {
   const last = run.frames[run.frames.length - 1];
   const count = last.region_count;
   const bound = run.shallow_bound;
   const activation = readSettings(form).activation;
   if (count === null) {
     const held = answer === "none";
-    showVerdict(held, `${activation} units are smooth: the net bends everywhere, so no two nearby inputs share one linear map and there are no regions to count. The map shows P(y = 1 | x) instead.`);
+    showVerdict(held, `${activation} units are smooth: the net bends everywhere, so no two nearby inputs share one linear map and there are no regions to count. The map shows P(y = 1 | x) instead.${postscript(run, settings)}`);
     return;
   }
   const actual = count < bound ? "fewer" : count === bound ? "equal" : "more";
@@ -211,7 +223,7 @@ function judge(answer, run) {
   } else {
     why += "Depth can multiply regions, but training does not have to use that: here the later layers folded few of the first layer's regions.";
   }
-  showVerdict(answer === actual, why);
+  showVerdict(answer === actual, why + postscript(run, settings));
 }
 
 form.addEventListener("submit", async (event) => {
@@ -237,7 +249,7 @@ form.addEventListener("submit", async (event) => {
       drawMap(run, frame);
       drawUnits(Plotly, run, index);
     }, 4);
-    judge(answer, run);
+    judge(answer, run, settings);
   } catch (error) {
     // postJSON has shown the server's message
   } finally {
