@@ -51,6 +51,31 @@ LABS: list[Lab] = [
         "p(y | x) they learn; gradient clipping on or off for the mixture.",
         "Each output unit asks its own question: pick one and predict before you train.",
     ),
+    # labs 5-7
+    Lab(
+        "hidden-units", 5, "Hidden units", "6.8",
+        "Rectifiers, leaky and parametric ReLUs, maxout, absolute value, hard tanh, sigmoid, "
+        "tanh, softplus and RBF units side by side: dead and saturated units counted as the "
+        "net learns, a positive starting bias, a net whose random hidden layers stay fixed, "
+        "and the map of linear regions a piecewise-linear net cuts the plane into.",
+        "How many linear regions will the trained net cut the plane into, against the most "
+        "that one layer of the same units can make?",
+    ),
+    Lab(
+        "random-operations", 6, "Back-propagating through random operations", "6.5",
+        "A sample y = μ + σz and a cost J(y): the gradient of the expected cost estimated by "
+        "back-propagating through the sample and by REINFORCE, with and without a baseline, "
+        "as the number of samples grows.",
+        "Which estimate of ∂E[J]/∂μ will land closest to the exact gradient?",
+    ),
+    Lab(
+        "depth-and-curvature", 7, "Depth, width and curvature", "6.6",
+        "The same parameter budget spent on one wide layer or on several narrow ones, error "
+        "against parameter count; then the trained net's Hessian by Hessian-vector products: "
+        "its top eigenvalues and the cost along the sharpest direction, with larger runs "
+        "sent to the jobs.",
+        "With the same number of parameters, which net will fit the target best?",
+    ),
 ]
 
 LAB_NAMES = [lab.name for lab in LABS]

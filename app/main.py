@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from app.browser import BrowserCookie
 from app.limits import AddressCounter
-from app.routes import api, docs, jobs, pages, ws
+from app.routes import api, docs, jobs, labs_advanced, pages, ws
 from app.routes import labs as labs_routes
 from app.scheduler import LoopMonitor, Registry, Worker
 from app.security import SecurityHeaders
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs.router)
     app.include_router(jobs.router)
     app.include_router(labs_routes.router)  # the guided labs (issue 11)
+    app.include_router(labs_advanced.router)  # labs 5-7's endpoints (issue 11)
     app.add_middleware(BrowserCookie)  # the browser id jobs belong to (app/browser.py)
     app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
     return app
