@@ -3,7 +3,8 @@
 Adding an operation is adding one ``Primitive(...)`` entry here. Every VJP is written
 with tensor operations (never raw numpy on ``g``), so gradients can be differentiated
 again. Masks such as ``x > 0`` are constants: their derivative is zero almost
-everywhere, which is the convention the chapter uses for piecewise-linear units.
+everywhere, and the chapter asks no more of a non-linearity (Algorithm 6.1: differentiable
+almost everywhere).
 """
 
 from __future__ import annotations
