@@ -376,6 +376,8 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         std: Array | None = None
         density: Array | None = None
         target_extent: list[float] | None = None
+        templates: Array | None = Field(
+            None, description="f4 (units, input_dim): RBF templates of the first hidden layer")
 
     class UnitMaps(Strict):
         activation: str
