@@ -609,5 +609,7 @@ PRIMITIVES: dict[str, Primitive] = {
         affine,
         bernoulli_nll,
         softmax_nll,
+        leaky_relu,
+        prelu,
     )
 }
