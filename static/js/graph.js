@@ -39,8 +39,10 @@ const ACTIVATION_WORDS = {
   leaky_relu: "max(0, a) + α min(0, a) with a small fixed α, the leaky ReLU",
   prelu: "max(0, a) + α min(0, a), the PReLU, whose slope α is learned",
   unit_max: "the largest of the unit's pieces, the maxout unit; the gradient flows back to the winning piece only",
-  exp: "exp(a), the radial basis function unit's output (1 at its template, falling off with distance)",
 };
+// exp is an RBF unit's output only when it is a hidden activation h (elsewhere, e.g. u₃ of
+// Fig. 6.7 or inside a loss, it is just exp)
+const RBF_OUTPUT = "exp(a), the radial basis function unit's output (its largest, e^b, at the template; smaller with distance)";
 
 export function describeNode(node, graph) {
   const name = node.name;
@@ -81,6 +83,7 @@ export function describeNode(node, graph) {
     if (name === "z") return "output pre-activations z = h W + b, one row per example";
     return `pre-activations ${name} = h W + b: the affine step of a whole layer, one row per example`;
   }
+  if (node.op === "exp" && /^h/.test(name)) return `activation ${name} = ${RBF_OUTPUT}: the hidden unit's non-linearity φ`;
   if (ACTIVATION_WORDS[node.op]) return `activation ${name} = ${ACTIVATION_WORDS[node.op]}: the hidden unit's non-linearity φ`;
   if (node.op === "stack") return "z: the output pre-activations gathered into one vector for the softmax";
   if (/^u/.test(name)) return `intermediate value ${name} (the chapter's u⁽ⁱ⁾), computed by ${node.op}`;

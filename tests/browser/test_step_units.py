@@ -125,9 +125,15 @@ def test_unit_level_graphs_of_maxout_rbf_and_prelu_nets(page, server_url, consol
         assert {"c₁:₁,₁", "c₁:₂,₂", "σ₁,₁", "σ₁,₂", "b₁,₂"} <= set(names)
         assert shown["c₁:₂,₁"] == pytest.approx(grads["W1"][1, 0], abs=1e-12)
         assert shown["σ₁,₂"] == pytest.approx(grads["σ1"][1], abs=1e-12)
+        for name, words in (("σ₁,₂", "width σ₁,₂"), ("c₁:₂,₁", "template coordinate"),
+                            ("h₁,₁", "radial basis function")):
+            page.hover(f'.graph-svg .node[data-name="{name}"]')
+            assert words in page.text_content("#tooltip")
     else:
         assert {"α₁,₁", "α₁,₂"} <= set(names)
         assert shown["α₁,₂"] == pytest.approx(grads["α1"][1], abs=1e-12)
+        page.hover('.graph-svg .node[data-name="α₁,₂"]')
+        assert "slope α₁,₂" in page.text_content("#tooltip")
     assert shown["J"] == 1.0
     # the maxout unit's forward step names the winning piece
     if activation == "maxout":
