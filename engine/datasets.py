@@ -273,8 +273,8 @@ _SETS: list[tuple[DatasetInfo, Generator | None]] = [
             "Two curves (Fig. 6.2)",
             "binary",
             2,
-            "The two curves of Fig. 6.2: no straight line separates them in the input space, "
-            "but a network with 2 tanh hidden units warps the space until a line does.",
+            "One curve per class, as in Fig. 6.2: no straight line separates them in the input "
+            "space, but a network with 2 hidden units warps the space until a line does.",
         ),
         _two_curves,
     ),
