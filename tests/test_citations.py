@@ -329,3 +329,37 @@ def test_every_citation_in_the_code_pages_and_docs_is_in_the_chapter():
     assert {c.kind for c in citations} >= {"equation", "figure", "section", "algorithm"}
     problems = check(citations)
     assert not problems, "citations the chapter does not back:\n" + "\n".join(problems)
+
+
+# A chapter number written without one of the keywords above would escape the check: a
+# subsection number ("see 6.3.2"), an equation number in parentheses ("(6.4)") or a number
+# after "chapter". None may appear outside a citation the pattern reads.
+HIDDEN = re.compile(r"(?<![\w.])(?:6\.\d+\.\d+(?:\.\d+)*|\(6\.\d+\)|chapter\s+6\.\d+)"
+                    r"(?![\w.])", re.IGNORECASE)
+
+
+def hidden_citations(text: str, path: str) -> list[str]:
+    found = []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        spans = [m.span() for m in CITATION.finditer(line)]
+        for match in HIDDEN.finditer(line):
+            if not any(a <= match.start() < b for a, b in spans):
+                found.append(f"{path}:{line_number}: {match.group(0)!r}")
+    return found
+
+
+def test_the_safety_net_finds_numbers_cited_in_other_words():
+    text = "see 6.3.2 for losses\nsoftmax (6.4)\nchapter 6.8 says\nsection 6.3.2 and Eq. (6.4)"
+    assert hidden_citations(text, "p.js") == [
+        "p.js:1: '6.3.2'", "p.js:2: '(6.4)'", "p.js:3: 'chapter 6.8'"]
+    # numbers that are not chapter references pass: 6.0 / fan-in, a load of 3.0-6.6
+    assert hidden_citations("math.sqrt(6.0 / n); load 3.0-6.6; version 16.3.2", "q.py") == []
+
+
+def test_no_citation_of_the_chapter_escapes_the_pattern():
+    found = []
+    for path in source_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found.extend(hidden_citations(text, str(path.relative_to(ROOT))))
+    assert not found, ("chapter numbers without Eq./Fig./section/Algorithm/Example before "
+                       "them (write the keyword so the check reads them):\n" + "\n".join(found))
