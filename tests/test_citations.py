@@ -3,8 +3,9 @@
 The app teaches from one text, shared/reference/chapter6-feedforward-deep-networks.md. A
 citation ("Eq. 6.4", "Fig. 6.7", "section 6.3.2", "§6.4.5", "Algorithm 6.2", "Example 6.1.1")
 is checked twice: the chapter must have that equation, figure, section heading, algorithm or
-example; and where the cited line names a topic (softmax, mixture, XOR, …) the cited part of
-the chapter must mention it too, so an equation number cannot point at the wrong equation.
+example; and where the clause around a citation names a topic (softmax, mixture, XOR, …) the
+cited part of the chapter must mention it too, so that an equation number cannot point at the
+wrong equation (a best effort: a clause may name a topic the check does not list).
 
 The test reads whatever files exist under the trees below, so pages added later are held to
 the same rule. Failures name file:line and the citation.
@@ -37,7 +38,9 @@ KINDS = {
     "example": r"Examples?",
     "table": r"Tables?",
 }
-JOINER = r"\s*(?:,|and|or|to|/|–|—|-)\s*"
+JOINS = (",", "and", "or", "to", "/", "–", "—", "-")
+RANGES = {"to", "–", "—", "-"}
+JOINER = r"\s*(?:" + "|".join(re.escape(j) for j in JOINS) + r")\s*"
 CITATION = re.compile(
     r"(?<![\w.])(?P<keyword>" + "|".join(f"(?:{k})" for k in KINDS.values()) + r")"
     r"(?:(?<=[.§])\s*|\s+)"  # "Fig.6.8", "§6.3", "Fig 6.2"; never "fig67"
@@ -49,7 +52,7 @@ CLAUSE_BREAK = re.compile(r"[,;:()\[\]{}\"<>]|\.\s")
 KIND_PATTERNS = {kind: re.compile(rf"^(?:{pattern})$", re.IGNORECASE)
                  for kind, pattern in KINDS.items()}
 
-# Words that tie a citation to content: when a cited line names one, the cited part of the
+# Words that tie a citation to content: when a citation's clause names one, the cited part of the
 # chapter must name it too (XOR is in none, so no citation may sit beside it).
 TOPICS = {
     "softmax": ("softmax",),
@@ -98,8 +101,8 @@ def expand(numbers: str) -> list[str]:
         stripped = part.strip()
         if not stripped:
             continue
-        if re.fullmatch(JOINER.strip(r"\s*"), stripped) or stripped in {",", "and", "or", "/"}:
-            pending_range = stripped in {"–", "—", "-", "to"}
+        if stripped in JOINS:
+            pending_range = stripped in RANGES
             continue
         number = stripped.strip("()")
         if pending_range and found:
