@@ -14,7 +14,7 @@ import pytest
 
 from engine.nn import MLP
 from engine.spec import LayerSpec, ModelSpec, OutputSpec
-from engine.stepper import Stepper, build_graph, gradient_check
+from engine.stepper import Stepper, apply_update, build_graph, gradient_check
 
 torch = pytest.importorskip("torch")
 
@@ -196,3 +196,20 @@ def test_rbf_unit_level_gradients_pass_a_finite_difference_check():
     names = [n for n in graph.parameters if n[0] in "cσb"]
     rows = gradient_check(graph, names)
     assert len(rows) == len(names) and not any(row["flagged"] for row in rows)
+
+
+@pytest.mark.parametrize("activation", ["prelu", "maxout", "rbf"])
+def test_the_update_writes_every_unit_level_gradient_into_the_network(activation):
+    """θ ← θ − ε ∂J/∂θ reaches the PReLU slopes, every maxout piece and the RBF templates
+    and widths: the model afterwards equals the same step taken with torch's gradients."""
+    model = model_for(activation)
+    graph = build_graph(model, X, 1.0, l2=0.02, level="unit")
+    stepper = Stepper(graph)
+    stepper.run_to_end()
+    _, params, _ = torch_pass(model, X, 1.0, 0.02, 0.0)
+    expected = {name: model_value - 0.5 * params[name].grad.numpy()
+                for name, model_value in ((p.name, p.value.copy()) for p in model.parameters())}
+    grads = {name: stepper.grads[leaf.id] for name, leaf in graph.parameters.items()}
+    apply_update(model, graph, grads, 0.5)
+    for parameter in model.parameters():
+        np.testing.assert_allclose(parameter.value, expected[parameter.name], atol=1e-12)
