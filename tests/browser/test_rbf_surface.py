@@ -9,8 +9,11 @@ import pytest
 from tests.browser.helpers import Playground
 from tests.browser.test_step_page import fragment, preset
 
-# the colour of the cross's core at a template's centre: (r, g, b) of #1d2630
-CORE = (0x1D, 0x26, 0x30)
+
+# the cross's core is #1d2630; anti-aliased at a centre between pixels it stays dark, while
+# every colour of the surface has a channel above 140 (pale blues and reds, white)
+def is_cross(rgba: list[int]) -> bool:
+    return max(rgba[:3]) < 100
 
 CROSS_PIXELS = """() => {
   const surface = playground.surface;
@@ -41,11 +44,12 @@ def test_the_templates_are_drawn_on_the_surface(page, server_url, console_errors
     # fresh initial weights, untrained: the templates sit on training examples
     page.click("#reset")
     playground.wait_for("playground.lastFrame.step === 0 && !playground.lastFrame.playing")
-    playground.wait_for("playground.surface.templatesDrawn === 5")
+    playground.settle()  # the reset frame drawn, not only received
+    playground.wait_for("playground.surface.templatesDrawn === 5 && !playground.surface.dirty")
     crosses = page.evaluate(CROSS_PIXELS)
     assert len(crosses) == 5
     for _, _, rgba in crosses:
-        assert rgba[:3] == pytest.approx(CORE, abs=6), rgba
+        assert is_cross(rgba), rgba
     # the frame's templates are the network's first-layer weights, and training examples
     weights = playground.weights()["W1"]  # flattened (features, units)
     units = 5
@@ -62,11 +66,12 @@ def test_the_templates_are_drawn_on_the_surface(page, server_url, console_errors
     playground.wait_for("playground.state.step > 300", timeout=30_000)
     playground.pause()
     playground.settle()
+    playground.wait_for("!playground.surface.dirty")
     moved = page.evaluate(CROSS_PIXELS)
     assert any(abs(a[0] - b[0]) + abs(a[1] - b[1]) > 1e-3 for a, b in zip(crosses, moved,
                                                                            strict=True))
     for _, _, rgba in moved:
-        assert rgba[:3] == pytest.approx(CORE, abs=6), rgba
+        assert is_cross(rgba), rgba
     assert console_errors == []
 
 
