@@ -22,9 +22,10 @@ import pytest
 from tests.conftest import ROOT
 
 CHAPTER_NAME = "chapter6-feedforward-deep-networks.md"
-TREES = ("app", "engine", "jobs", "static", "templates", "docs")
+TREES = ("app", "engine", "jobs", "static", "templates", "docs", "labs")  # labs: if it exists
 FILES = ("README.md",)
-SUFFIXES = {".py", ".js", ".mjs", ".html", ".css", ".md", ".txt", ".json", ".toml", ".jinja"}
+SUFFIXES = {".py", ".js", ".mjs", ".html", ".css", ".md", ".txt", ".json", ".toml", ".jinja",
+            ".yaml", ".yml"}
 SKIPPED_PARTS = {"vendor", "__pycache__", "node_modules"}
 
 # One citation: a kind keyword, then a number, then more numbers joined by a list
