@@ -80,3 +80,21 @@ def test_no_templates_for_other_units(page, server_url, console_errors):
     assert page.evaluate("() => playground.surface.templatesDrawn") == 0
     assert page.evaluate("() => playground.lastFrame.surface.templates === undefined")
     assert console_errors == []
+
+
+def test_one_dimensional_templates_sit_on_the_x_axis(page, server_url, console_errors, shots):
+    config = preset("sine")
+    config["model"]["layers"] = [{"units": 6, "activation": "rbf", "slope": 0.01, "pieces": 2}]
+    playground = Playground(page, server_url).open("/" + fragment(config))
+    playground.pause()
+    page.click("#reset")
+    playground.wait_for("playground.lastFrame.step === 0 && !playground.lastFrame.playing")
+    playground.settle()
+    playground.wait_for("playground.surface.templatesDrawn === 6 && !playground.surface.dirty")
+    templates = page.evaluate("() => Array.from(playground.lastFrame.surface.templates.data)")
+    train = page.evaluate("() => Array.from(playground.state.data.train.x)")
+    assert len(templates) == 6
+    assert all(min(abs(t - x) for x in train) < 2e-3 for t in templates)
+    page.mouse.move(2, 2)
+    shots(page, "playground-rbf-templates-1d")
+    assert console_errors == []
