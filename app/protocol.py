@@ -72,7 +72,7 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         pieces: int = Field(2, ge=1, le=MAX_PIECES, description="maxout pieces per unit")
 
     class OutputSpec(Strict):
-        """The output unit and its loss (section 6.3)."""
+        """The output unit and its loss (section 6.3.2)."""
 
         loss: Literal[LOSSES] = "bernoulli"
         precision: float = Field(1.0, gt=0.0, le=1e3, description="fixed Gaussian precision β")
@@ -376,6 +376,8 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         std: Array | None = None
         density: Array | None = None
         target_extent: list[float] | None = None
+        templates: Array | None = Field(
+            None, description="f4 (units, input_dim): RBF templates of the first hidden layer")
 
     class UnitMaps(Strict):
         activation: str

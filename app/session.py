@@ -429,7 +429,8 @@ class Session:
             self.trainer = trainer
         elif model_changed:
             try:
-                model = transfer(old.model, config.model, sources or _fresh(config))
+                model = transfer(old.model, config.model, sources or _fresh(config),
+                                 inputs=old.dataset.x_train)
                 old.replace_model(model)
             except ValueError as error:
                 raise engine_error(error) from None
@@ -446,7 +447,7 @@ class Session:
     def _carry_weights(old: Trainer, new: Trainer, config: Config, sources) -> None:
         if old.model.input_dim == new.model.input_dim:
             model = transfer(old.model, config.model, sources or _fresh(config),
-                             classes=new.model.classes)
+                             classes=new.model.classes, inputs=new.dataset.x_train)
             new.replace_model(model)
             return
         kept = {p.name: p.value for p in old.model.parameters()}

@@ -24,7 +24,7 @@ from engine.spec import DataSpec, ModelSpec
 MAX_SIZE = 5000
 MAX_CLASSES = 10
 
-# Which tasks each output unit and loss can model (section 6.3.1 of the chapter).
+# Which tasks each output unit and loss can model (section 6.3.2 of the chapter).
 LOSS_TASKS = {
     "bernoulli": ("binary",),
     "softmax": ("binary", "multiclass"),
@@ -151,9 +151,10 @@ def _moons(rng, n, noise, spec):
 
 
 def _two_curves(rng, n, noise, spec):
-    # Fig. 6.2: both classes lie on the same steep S-shaped curve, one shifted up and
-    # one down. Near x1 = 0 a separating line must be steep, far out it must be flat:
-    # no line separates them, but a 2-2-1 tanh network bends the plane until one does.
+    # Fig. 6.2 draws each class along its own curve. Ours: one steep S-shaped curve,
+    # shifted up for one class and down for the other. Near x1 = 0 a separating line must
+    # be steep, far out it must be flat: no line separates them, but a 2-2-1 tanh network
+    # bends the plane until one does.
     upper, lower = _halves(n)
     x1 = rng.uniform(-2.5, 2.5, n)
     offset = np.concatenate([np.full(upper, 0.5), np.full(lower, -0.5)])
@@ -272,8 +273,8 @@ _SETS: list[tuple[DatasetInfo, Generator | None]] = [
             "Two curves (Fig. 6.2)",
             "binary",
             2,
-            "The two curves of Fig. 6.2: no straight line separates them in the input space, "
-            "but a network with 2 tanh hidden units warps the space until a line does.",
+            "One curve per class, as in Fig. 6.2: no straight line separates them in the input "
+            "space, but a network with 2 hidden units warps the space until a line does.",
         ),
         _two_curves,
     ),

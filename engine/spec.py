@@ -37,7 +37,7 @@ ACTIVATIONS = (
     "rbf",
     "linear",
 )
-# Output unit + loss (section 6.3): Bernoulli (sigmoid), multinoulli (softmax),
+# Output unit + loss (section 6.3.2): Bernoulli (sigmoid), multinoulli (softmax),
 # squared / absolute error, Gaussian with fixed or learned precision, mixture density.
 LOSSES = ("bernoulli", "softmax", "squared", "absolute", "gaussian", "gaussian_learned", "mixture")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")

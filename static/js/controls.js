@@ -6,7 +6,7 @@
 import { FEATURE_LABELS } from "./network.js";
 import { classColor } from "./palette.js";
 
-// Which output units suit which task (engine.datasets.LOSS_TASKS, section 6.3.1).
+// Which output units suit which task (engine.datasets.LOSS_TASKS, section 6.3.2).
 const LOSS_TASKS = {
   bernoulli: ["binary"],
   softmax: ["binary", "multiclass"],
