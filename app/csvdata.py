@@ -87,7 +87,7 @@ def parse_csv(text: str, task: str, max_points: int) -> CsvPoints:
         else:
             wanted = "2 columns (x1, y) or 3 (x1, x2, y)"
         raise CsvError(f"line {first_number}: {columns} column{'s' * (columns != 1)}; "
-                       f"{task} data need {wanted}", line=first_number, limit=allowed)
+                       f"{task} data need {wanted}", line=first_number, limit=list(allowed))
     inputs = columns - 1
     rows: list[list[float]] = []
     for number, line in lines:

@@ -180,6 +180,9 @@ def test_a_bad_file_is_refused_with_its_line_and_nothing_changes(connect):
         assert error["type"] == "error" and error["command"] == "load_csv"
         assert (error["code"], error["field"], error["line"]) == ("rejected", "text", 4)
         assert error["message"] == "mine.csv: line 4: x2 is 'two', not a number"
+        # a file whose first line has the wrong number of columns: the limit lists the counts
+        error = session.command("load_csv", text="1,2,3,4\n5,6,7,8\n", task="regression")
+        assert (error["code"], error["line"], error["limit"]) == ("rejected", 1, [2, 3])
         after = session.command("export")
         assert after["config"] == before["config"] and after["weights"] == before["weights"]
         assert after["step"] == before["step"]
