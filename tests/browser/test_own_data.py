@@ -75,6 +75,16 @@ def test_a_picked_csv_file_is_drawn_and_trained_on(playground, shots):
     page.locator("#own-data").scroll_into_view_if_needed()
     shots(page, "csv-error")
 
+    # a file larger than one message may be is stopped in the page, with the server's limit
+    limit = pg.js("playground.state.limits.max_message_bytes")
+    big = ("0.125,0.25,1\n" * (limit // 13 + 10)).encode()
+    page.set_input_files("#csv-file", files=[{"name": "huge.csv", "mimeType": "text/csv",
+                                              "buffer": big}])
+    pg.wait_for("document.querySelector('[data-error-for=\"csv\"]').textContent"
+                ".startsWith('huge.csv')")
+    assert f"this server takes at most {limit // 1024} kB" in pg.text('[data-error-for="csv"]')
+    assert pg.point_count() == 75
+
 
 def test_a_dropped_one_input_regression_file_draws_a_curve(playground, shots):
     pg = playground.open()
