@@ -8,6 +8,7 @@ import { WarpView } from "./warp.js";
 import { NetworkView } from "./network.js";
 import { CurvesView } from "./curves.js";
 import { Controls } from "./controls.js";
+import { OwnData } from "./owndata.js";
 
 const ACTIVATIONS = ["tanh", "relu", "leaky_relu", "prelu", "sigmoid", "softplus", "hard_tanh", "abs", "maxout", "rbf", "linear"];
 const body = document.body;
@@ -90,6 +91,14 @@ const controls = new Controls(document.getElementById("controls"), {
   onExport: () => send({ type: "export" }),
   onShare: () => share(),
   onImport: (text) => importFile(text),
+});
+
+// a learner's own CSV file (issue 12): the server checks it; its error shows by the button
+const ownData = new OwnData(document.getElementById("own-data"), {
+  onCsv: (message) => { controls.clearError("csv"); send(message); },
+  onJson: (text) => importFile(text),
+  onError: (text) => controls.showError("csv", text),
+  limits: () => state.limits,
 });
 
 document.querySelectorAll('input[name="stage"]').forEach((radio) => {
@@ -176,6 +185,7 @@ function accepted(message) {
   state.accept(message);
   controls.clearAllErrors();
   controls.sync(state.config, { network: state.network, speed: state.speed, playing: state.playing });
+  ownData.sync(state.network);
   if (previousConfig) applyNetwork();
   else buildFirstModel();
   if (message.notes && message.notes.length) showNotice(message.notes.join(" "), true);
@@ -241,6 +251,7 @@ function rejected(message) {
   if (message.command === "patch" && lastPatchPath && (!field || field === "value")) field = lastPatchPath;
   if (message.command === "add_point" || message.command === "remove_point") field = "x";
   if (message.command === "set_weight") field = "model.layers";
+  if (message.command === "load_csv") field = "csv";
   if (message.command === "patch" && field && !field.includes(".")) field = lastPatchPath || field;
   controls.showError(field, text);
 }
