@@ -98,7 +98,7 @@ def shallow_regression(hidden: int, l2: float, learning_rate: float, steps: int,
     }
 
 
-# ----- lab 2: conditional mean and median (section 6.2) -----------------------------------
+# ----- lab 2: conditional mean and median (sections 6.2 and 6.3.2) ----------------------
 def conditional_statistics(hidden: int, learning_rate: float, steps: int, noise: float,
                            size: int, bins: int, snapshots: int, seed: int) -> dict[str, Any]:
     """The same skewed data fitted with squared error and with absolute error, beside the

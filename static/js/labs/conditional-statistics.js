@@ -1,5 +1,5 @@
 // Lab 2: squared against absolute error on skewed noise, beside the data's own binned mean
-// and median (section 6.2). The verdict comes from the trained fits.
+// and median (sections 6.2 and 6.3.2). The verdict comes from the trained fits.
 
 import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
 import { COLORS, CONFIG, LAYOUT, startLab } from "./plots.js";
