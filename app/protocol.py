@@ -425,13 +425,15 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         value: Array
         grad: Array
 
+    # At finite weights the gradient itself can overflow (a diverged run pauses there):
+    # numbers that are not finite travel as null, like the losses of the history.
     class LayerGradient(Strict):
         pre_activation_grad: Array
-        grad_norm: float
+        grad_norm: float | None
 
     class Gradients(Strict):
-        loss: float
-        cost: float
+        loss: float | None
+        cost: float | None
         parameters: list[Parameter]
         layers: list[LayerGradient]
 

@@ -9,6 +9,11 @@ import math
 import numpy as np
 import pytest
 
+from app.protocol import protocol_for
+from app.settings import Settings
+
+PROTOCOL = protocol_for(Settings())
+
 
 @pytest.fixture
 def trained(connect):
@@ -235,6 +240,8 @@ def test_divergence_pauses_with_an_explanation_and_keeps_finite_weights(connect)
         assert all(np.isfinite(np.asarray(v, dtype=float)).all() for v in weights.values())
         frame = session.frame()
         assert frame["playing"] is False
+        # the paused frame still passes the protocol: an overflowed gradient is sent as null
+        PROTOCOL.Frame.model_validate(frame)
         for key in ("train_loss", "test_loss"):
             assert frame[key] is None or math.isfinite(frame[key])
         # stepping again explains again; a lower rate and fresh weights train again
