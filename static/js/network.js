@@ -30,6 +30,9 @@ export class NetworkView {
     this.handlers = handlers;
     this.canvas = document.createElement("canvas");
     this.canvas.className = "network-canvas";
+    // a text alternative for what the canvas shows (describe.js keeps it current)
+    this.canvas.setAttribute("role", "img");
+    this.canvas.setAttribute("aria-label", "Network diagram");
     container.appendChild(this.canvas);
     this.context = this.canvas.getContext("2d", CANVAS_OPTIONS);
     this.controls = document.createElement("div");
@@ -80,6 +83,15 @@ export class NetworkView {
   }
 
   setActivations(list) { this.activations = list; }
+
+  // The palette changed (palette.js rewrote its tables): paint every thumbnail again.
+  recolour() {
+    this.featureMaps = null;
+    this.version += 1;
+    this.pass = null;
+    this.dirty = true;
+    this.urgent = true;
+  }
 
   // model: {features, layers: [{units, activation, pieces}], outputs, loss, inputDim, extent}
   setModel(model) {
@@ -194,6 +206,8 @@ export class NetworkView {
       select.className = "activation-select";
       select.dataset.layer = String(k + 1);
       select.title = `activation φ of layer ${k + 1}: h${superscript(k + 1)} = φ(a${superscript(k + 1)})`;
+      // a title alone is not a label (axe: label-title-only)
+      select.setAttribute("aria-label", `activation of layer ${k + 1}`);
       for (const name of this.activations) {
         const option = document.createElement("option");
         option.value = name;

@@ -8,6 +8,8 @@ import { WarpView } from "./warp.js";
 import { NetworkView } from "./network.js";
 import { CurvesView } from "./curves.js";
 import { Controls } from "./controls.js";
+import { CanvasDescriber } from "./describe.js";
+import { PALETTES, setPalette } from "./palette.js";
 
 const ACTIVATIONS = ["tanh", "relu", "leaky_relu", "prelu", "sigmoid", "softplus", "hard_tanh", "abs", "maxout", "rbf", "linear"];
 const body = document.body;
@@ -112,6 +114,35 @@ document.getElementById("point-class").addEventListener("change", (event) => {
   state.options.pointClass = Number(event.target.value);
 });
 
+// ----- access (issue 12): colours and the canvases' text alternatives -------------------------
+const paletteSelect = document.getElementById("palette");
+for (const [name, palette] of Object.entries(PALETTES)) paletteSelect.add(new Option(palette.title, name));
+paletteSelect.addEventListener("change", () => {
+  usePalette(paletteSelect.value);
+  syncUrl(); // the link carries the palette
+});
+function usePalette(name) {
+  if (!setPalette(name)) return false;
+  state.options.palette = name;
+  paletteSelect.value = name;
+  surface.recolour();
+  warps.recolour();
+  network.recolour();
+  controls.recolour();
+  return true;
+}
+const describer = new CanvasDescriber({
+  targets: {
+    surface: document.getElementById("surface"),
+    network: network.canvas,
+    loss: document.getElementById("curve-loss"),
+    accuracy: document.getElementById("curve-accuracy"),
+    norms: document.getElementById("curve-norms"),
+  },
+  status: document.getElementById("canvas-status"),
+  read: () => ({ frame: lastFrame, state }),
+});
+
 function send(message) {
   if (message.type === "patch") lastPatchPath = message.op === "set" ? message.path : null;
   if (["play", "pause", "configure", "reset"].includes(message.type)) playAfterFirstFrame = false;
@@ -181,6 +212,7 @@ function accepted(message) {
   if (message.notes && message.notes.length) showNotice(message.notes.join(" "), true);
   else if (previousConfig && !autoPlay) hideNotice();
   syncUrl();
+  describer.changed();
 }
 
 // The link in the address bar follows the configuration. history.replaceState is a round
@@ -400,6 +432,7 @@ function takeFrame() {
   network.setFrame({ params: frame.params, unitMaps: frame.unitMaps, unitGrads: frame.unitGrads, surface: frame.surface });
   controls.setCounters(frame);
   stats.rendered += 1;
+  describer.frame();
 }
 
 const NETWORK_MS = 66;
@@ -642,6 +675,7 @@ function start() {
   if (fromUrl && fromUrl.error) showNotice(fromUrl.error);
   else if (fromUrl) {
     initial = fromUrl;
+    if (fromUrl.palette) usePalette(fromUrl.palette);
     const weights = weightsFromStepThrough(fromUrl.config);
     if (weights) initial = { ...fromUrl, weights };
   }
@@ -660,7 +694,7 @@ function start() {
 // For tests and benchmarks: a read-only window on the page's state.
 await nextTask();
 window.playground = {
-  state, stats, socket, surface, warps, network, curves, controls,
+  state, stats, socket, surface, warps, network, curves, controls, describer,
   get lastFrame() { return lastFrame; },
   get pending() { return pendingFrame !== null; },
   get starting() { return playAfterFirstFrame || autoPlayId !== null; }, // the first play is still to come

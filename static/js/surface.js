@@ -11,7 +11,9 @@ const WHITE = [248, 248, 248];
 
 export class SurfaceView {
   constructor(container, { onAddPoint = null, onRemovePoint = null, onHover = null } = {}) {
-    this.area = new PlotArea(container, { layers: 2, margin: { left: 30, right: 6, top: 6, bottom: 20 } });
+    // as much margin across as down (36 px each), so that a square container gives a square
+    // plot box; `setRanges(..., square)` keeps equal scales whatever the container's shape
+    this.area = new PlotArea(container, { layers: 2, margin: { left: 30, right: 6, top: 16, bottom: 20 } });
     this.area.onResize = () => { this.dirty = true; this.pointsDirty = true; };
     this.image = new GridImage();
     this.unitImage = new GridImage();
@@ -68,12 +70,31 @@ export class SurfaceView {
     return [extent[0], extent[1]];
   }
 
+  // Whether both axes are input coordinates (x₁, x₂): then they share one scale, so that a
+  // circle in the data is drawn as a circle. A 1-D input's curve plots y against x₁ instead.
+  get equalScales() {
+    const surface = this.surface;
+    const data = this.data;
+    if (surface && surface.kind === "curve") return false;
+    const extent = (surface && surface.extent) || (data && data.extent);
+    return !extent || extent.length !== 1;
+  }
+
+  // The input plane's rectangle in CSS pixels: where the surface's grid is drawn.
+  get planeRect() {
+    const area = this.area;
+    const [[x0, x1], [y0, y1]] = (this.surface && this.surface.extent) || this.ranges();
+    const left = area.px(x0);
+    const top = area.py(y1);
+    return { left, top, width: area.px(x1) - left, height: area.py(y0) - top };
+  }
+
   draw() {
     if (!this.dirty && !this.pointsDirty) return false;
     if (!this.surface && !this.data) return false; // nothing to show before the first frame
     const area = this.area;
     const [xRange, yRange] = this.ranges();
-    area.setRanges(xRange, yRange, false);
+    area.setRanges(xRange, yRange, this.equalScales);
     if (this.dirty) {
       const ctx = area.contexts[0];
       area.clear(0);
@@ -93,9 +114,9 @@ export class SurfaceView {
   }
 
   drawImage(ctx, canvas, smooth = true) {
-    const inner = this.area.inner;
+    const rect = this.planeRect;
     ctx.imageSmoothingEnabled = smooth;
-    ctx.drawImage(canvas, inner.left, inner.top, inner.width, inner.height);
+    ctx.drawImage(canvas, rect.left, rect.top, rect.width, rect.height);
   }
 
   // The output's picture over the input plane, as last painted (null for 1-D data).
@@ -203,6 +224,12 @@ export class SurfaceView {
     ctx.textBaseline = "top";
     ctx.fillText(map.label, this.area.inner.left + 6, this.area.inner.top + 4);
     ctx.restore();
+  }
+
+  // The palette changed (palette.js rewrote its tables): draw the surface and points again.
+  recolour() {
+    this.dirty = true;
+    this.pointsDirty = true;
   }
 
   drawPoints() {

@@ -110,6 +110,9 @@ export class WarpPanel {
     this.title.className = "warp-title";
     const plot = document.createElement("div");
     plot.className = "warp-plot";
+    // the canvas's text alternative: the panel's title and note, set when they change
+    plot.setAttribute("role", "img");
+    this.plot = plot;
     this.note = document.createElement("div");
     this.note.className = "warp-note";
     this.root.append(this.title, plot, this.note);
@@ -181,6 +184,12 @@ export class WarpView {
   // Fig. 6.2's left square shows the decision surface under the input grid.
   setPicture(picture) {
     this.picture = picture;
+    this.inputStale = true;
+  }
+
+  // The palette changed (palette.js rewrote its tables): draw every panel again.
+  recolour() {
+    for (const panel of this.panels) panel.dirty = true;
     this.inputStale = true;
   }
 
@@ -439,6 +448,11 @@ export class WarpView {
         : `Layer ${panel.index}'s space: every input x (grid lines and data points) mapped to its a = hW + b or h = φ(a)`;
     }
     if (panel.note.textContent !== note) panel.note.textContent = note;
+    const label = `Space warping, ${title}: ${note}`;
+    if (panel.described !== label) {
+      panel.plot.setAttribute("aria-label", label);
+      panel.described = label;
+    }
     area.clear(0);
     const inner = area.inner;
     ctx.fillStyle = "#fbfbfb";
