@@ -203,7 +203,20 @@ function stepped(message) {
   view.setCursor(message.event, message.next);
   renderStep(message.event);
   renderProgress();
+  announceStep(message.event);
   if (state.selected !== null) renderNode(state.selected);
+}
+
+// The graph's spoken summary (issue 12): each step the learner takes, in one sentence.
+function announceStep(event) {
+  const node = event && view.nodes.get(event.node);
+  let text = "Back at the start: no node computed yet.";
+  if (node) {
+    const known = event.phase === "forward"
+      ? `value ${formatValue(event.value, node.shape)}` : `∂J/∂${event.name} = ${formatValue(event.grad, node.shape)}`;
+    text = `${event.phase === "forward" ? "Forward" : "Backward"} pass: ${event.name}, ${known}. ${$("progress").textContent}.`;
+  }
+  $("graph-status").textContent = text;
 }
 
 function renderProgress() {
@@ -219,6 +232,7 @@ function renderProgress() {
   const phase = { forward: "forward pass", backward: "backward pass", done: "both passes done" }[cursor.phase];
   $("progress").textContent = `${phase} · forward ${forwardDone}/${forwardTotal} · backward ${backwardDone}/${graph.backward.length}`;
   $("progress").dataset.phase = cursor.phase;
+  $("graph").setAttribute("aria-label", `Computational graph of ${graph.nodes.length} nodes: ${phase}, forward ${forwardDone} of ${forwardTotal}, backward ${backwardDone} of ${graph.backward.length}; ↑ ↓ move between nodes, Enter selects one`);
   $("forward").disabled = cursor.phase !== "forward";
   $("run-forward").disabled = cursor.phase !== "forward";
   $("backward").disabled = cursor.phase !== "backward";
