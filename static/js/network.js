@@ -171,6 +171,10 @@ export class NetworkView {
 
   // ----- per-layer HTML controls ---------------------------------------------------------
   buildControls() {
+    // the keyboard's place among the controls survives their rebuild (a unit added by Enter
+    // leaves the focus on the same button of the new controls)
+    const active = document.activeElement;
+    const focused = active && this.controls.contains(active) ? controlKey(active) : null;
     this.controls.textContent = "";
     const model = this.model;
     if (!model) return;
@@ -223,6 +227,10 @@ export class NetworkView {
       return box;
     });
     this.positionControls();
+    if (focused) {
+      const again = [...this.controls.querySelectorAll("button, select, input")].find((element) => controlKey(element) === focused);
+      if (again && !again.disabled) again.focus();
+    }
   }
 
   // The unit's own parameter, where it has one: the leaky/PReLU slope α, maxout's pieces k.
@@ -708,6 +716,14 @@ export class NetworkView {
     this.editor.hidden = true;
     this.editing = null;
   }
+}
+
+// Which control this is, the same for its copy in rebuilt controls: its action (or class)
+// and its layer.
+function controlKey(element) {
+  const box = element.closest(".layer-controls");
+  const what = element.dataset.action || element.dataset.path || element.className;
+  return `${what}@${box ? box.dataset.layer : "bar"}`;
 }
 
 function button(text, title, onClick) {

@@ -644,6 +644,8 @@ document.addEventListener("keydown", (event) => {
   const target = event.target;
   if (target && (target.tagName === "INPUT" || target.tagName === "SELECT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
   if (event.ctrlKey || event.metaKey || event.altKey) return;
+  // Space on a focused button presses that button, as everywhere (issue 12)
+  if (event.key === " " && target && target.closest && target.closest("button, a[href], [role=button]")) return;
   if (event.key === " ") { event.preventDefault(); togglePlay(); }
   else if (event.key === "ArrowRight") { event.preventDefault(); send({ type: "step" }); }
   else if (event.key === "e") send({ type: "epoch" });
