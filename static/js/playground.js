@@ -9,7 +9,7 @@ import { NetworkView } from "./network.js";
 import { CurvesView } from "./curves.js";
 import { Controls } from "./controls.js";
 import { CanvasDescriber } from "./describe.js";
-import { PALETTES, setPalette } from "./palette.js";
+import { DEFAULT_PALETTE, PALETTES, setPalette } from "./palette.js";
 
 const ACTIVATIONS = ["tanh", "relu", "leaky_relu", "prelu", "sigmoid", "softplus", "hard_tanh", "abs", "maxout", "rbf", "linear"];
 const body = document.body;
@@ -499,6 +499,7 @@ function download(message) {
     format: "backprop-lab", schema_version: message.schema_version, config: message.config,
     view: message.view, speed: message.speed, weights: message.weights, step: message.step, epoch: message.epoch,
   };
+  if (state.options.palette !== DEFAULT_PALETTE) payload.palette = state.options.palette;
   const blob = new Blob([JSON.stringify(payload, null, 1)], { type: "application/json" });
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
@@ -517,6 +518,7 @@ function importFile(text) {
     return;
   }
   slot.textContent = "";
+  if (parsed.palette) usePalette(parsed.palette);
   const command = { type: "configure", config: parsed.config, play: false };
   if (parsed.weights) command.weights = parsed.weights;
   if (parsed.speed) command.speed = parsed.speed;

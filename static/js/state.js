@@ -191,7 +191,8 @@ export function readUrl(hash) {
   };
 }
 
-// Check an imported JSON file before it is sent: {config, weights?, speed?} or {error}.
+// Check an imported JSON file before it is sent: {config, weights?, speed?, view?, palette?}
+// or {error}.
 export function readImport(text) {
   let payload;
   try {
@@ -213,5 +214,6 @@ export function readImport(text) {
     weights: payload.weights || null,
     speed: typeof payload.speed === "number" ? payload.speed : null,
     view: payload.view && typeof payload.view === "object" ? payload.view : null,
+    palette: Object.hasOwn(PALETTES, payload.palette) ? payload.palette : null,
   };
 }

@@ -114,7 +114,7 @@ def count_colour(pg: Playground, selector: str, rgb: tuple[int, int, int]) -> in
         "(canvas, rgb) => (" + _COUNT_COLOUR + ")([canvas, rgb])", list(rgb))
 
 
-def test_palette_travels_in_the_link_and_recolours(playground, page):
+def test_palette_travels_in_the_link_and_recolours(playground, page, tmp_path):
     points = "#surface canvas >> nth=1"
     surface = "#surface canvas >> nth=0"
     pg = playground.open()
@@ -147,6 +147,13 @@ def test_palette_travels_in_the_link_and_recolours(playground, page):
     assert count_colour(opened, points, OKABE_ITO_ORANGE) > 50
     assert count_colour(opened, points, STANDARD_RED) == 0
 
+    # the exported file keeps it too, and importing it brings it back
+    with other.expect_download() as download:
+        other.click("#export")
+    exported = tmp_path / "exported.json"
+    download.value.save_as(exported)
+    assert json.loads(exported.read_text())["palette"] == "okabe-ito"
+
     # back to standard: the link no longer names a palette
     page.select_option("#palette", "standard")
     pg.wait_for("!location.hash.includes('palette') && "
@@ -160,5 +167,7 @@ def test_palette_travels_in_the_link_and_recolours(playground, page):
     third.goto(unknown)
     Playground(third, pg.base_url).wait_frames(1)
     assert third.input_value("#palette") == "standard"
+    third.set_input_files("#import", str(exported))
+    third.wait_for_function("() => document.getElementById('palette').value === 'okabe-ito'")
     other.close()
     third.close()
