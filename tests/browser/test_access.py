@@ -240,3 +240,16 @@ def test_pages_fit_the_width_with_equal_scales(page, server_url, tmp_path, width
         assert scroll_width <= inner_width, (
             f"{url} at {width} px scrolls sideways: {scroll_width} > {inner_width} ({path})")
         assert Path(path).stat().st_size > 0
+
+
+def test_plots_keep_equal_scales_as_the_window_changes(page, server_url, console_errors):
+    """Between and beyond the two widths above: the same page, resized."""
+    pg = Playground(page, server_url)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    pg.open()
+    for width in (900, 1100, 1500, 1920, 800):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.locator(".warp-section").scroll_into_view_if_needed()
+        pg.wait_frames(2)
+        pg.settle()
+        assert_equal_scales(page)
