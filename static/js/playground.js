@@ -362,6 +362,8 @@ function showReadout(info) {
     text += state.network && state.network.loss === "bernoulli" ? `  p(y = 1 | x) = ${value.toFixed(3)}` : `  ŷ = ${value.toFixed(3)}`;
   }
   slot.textContent = text;
+  // the keyboard's cross on the surface: its place and value are spoken
+  if (info.byKey) document.getElementById("canvas-status").textContent = text;
 }
 
 // ----- frames -------------------------------------------------------------------------------

@@ -31,6 +31,51 @@ export class SurfaceView {
     overlay.addEventListener("click", (event) => this.click(event));
     overlay.addEventListener("mousemove", (event) => this.hover(event));
     overlay.addEventListener("mouseleave", () => this.onHover && this.onHover(null));
+    // the keyboard's way to place points (issue 12): arrows move a cross, Enter adds a point
+    // of the chosen class there, Delete removes the nearest
+    this.cursor = null; // [x1, x2] in data coordinates while the keyboard has the surface
+    container.tabIndex = 0;
+    container.setAttribute("aria-keyshortcuts", "ArrowUp ArrowDown ArrowLeft ArrowRight Enter Delete");
+    container.addEventListener("keydown", (event) => this.key(event));
+    container.addEventListener("focus", () => {
+      if (!container.matches(":focus-visible") || !this.equalScales) return;
+      const [[a, b], [c, d]] = this.ranges();
+      if (!this.cursor) this.cursor = [(a + b) / 2, (c + d) / 2];
+      this.moveCursor(0, 0);
+    });
+    container.addEventListener("blur", () => {
+      if (!this.cursor) return;
+      this.cursor = null;
+      this.pointsDirty = true;
+      if (this.onHover) this.onHover(null);
+    });
+  }
+
+  key(event) {
+    if (!this.cursor || event.ctrlKey || event.metaKey || event.altKey) return;
+    const steps = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1] };
+    if (steps[event.key]) {
+      const fraction = event.shiftKey ? 0.01 : 0.05; // of the plane's width per press
+      this.moveCursor(steps[event.key][0] * fraction, steps[event.key][1] * fraction);
+    } else if (event.key === "Enter" || event.key === " ") {
+      if (this.onAddPoint) this.onAddPoint(this.cursor[0], this.cursor[1]);
+    } else if (event.key === "Delete" || event.key === "Backspace") {
+      if (this.onRemovePoint) this.onRemovePoint(this.cursor[0], this.cursor[1]);
+    } else {
+      return;
+    }
+    event.preventDefault();
+    event.stopPropagation(); // the page's own keys (space, →) stay out of the surface
+  }
+
+  moveCursor(dx, dy) {
+    const [[a, b], [c, d]] = this.ranges();
+    const clamp = (value, lo, hi) => Math.max(lo, Math.min(hi, value));
+    this.cursor = [clamp(this.cursor[0] + dx * (b - a), a, b), clamp(this.cursor[1] + dy * (d - c), c, d)];
+    this.pointsDirty = true;
+    if (this.onHover) {
+      this.onHover({ x1: this.cursor[0], x2: this.cursor[1], value: this.valueAt(this.cursor), byKey: true });
+    }
   }
 
   get canvas() { return this.area.canvases[0]; }
@@ -276,6 +321,17 @@ export class SurfaceView {
     };
     draw(data.train, false);
     if (this.options.showTest && data.test) draw(data.test, true);
+    if (this.cursor) {
+      // the keyboard's cross
+      const x = area.px(this.cursor[0]);
+      const y = area.py(this.cursor[1]);
+      ctx.beginPath();
+      ctx.moveTo(x - 9, y); ctx.lineTo(x + 9, y);
+      ctx.moveTo(x, y - 9); ctx.lineTo(x, y + 9);
+      ctx.strokeStyle = "#111";
+      ctx.lineWidth = 2;
+      ctx.stroke();
+    }
     ctx.restore();
   }
 

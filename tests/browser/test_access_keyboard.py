@@ -157,3 +157,49 @@ def test_step_page_by_keyboard(step_page):
     page.keyboard.press("ArrowDown")
     page.wait_for_function("() => stepPage.state.source.level !== 'auto'")
     assert_rings(seen)
+
+
+def test_diagram_and_surface_by_keyboard(playground):
+    pg = playground.open()
+    page = pg.page
+    pg.pause()
+    spoken = ".network [role=status]"
+    # the diagram: the arrows choose a unit, W its weights, Enter edits the chosen one
+    assert_rings(tab_until(page, ".network-canvas"))
+    assert page.text_content(spoken).startswith("hidden unit h₁⁽¹⁾"), page.text_content(spoken)
+    page.keyboard.press("ArrowDown")
+    assert page.text_content(spoken).startswith("hidden unit h₂⁽¹⁾"), page.text_content(spoken)
+    page.keyboard.press("w")
+    assert page.text_content(spoken).startswith("weight W⁽¹⁾1,2: x₁ → a₂⁽¹⁾")
+    page.keyboard.press("ArrowDown")
+    assert page.text_content(spoken).startswith("weight W⁽¹⁾2,2: x₂ → a₂⁽¹⁾")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".weight-editor:not([hidden])")
+    assert page.evaluate("() => document.activeElement.name") == "value"
+    page.keyboard.type("1.5")
+    page.keyboard.press("Enter")
+    width = pg.config["model"]["layers"][0]["units"]
+    pg.wait_for(f"playground.state.weights.get('W1').value[{width} + 1] === 1.5")
+    assert page.evaluate("() => document.activeElement.matches('.network-canvas')")
+    # Escape lets go; the page's own keys work again outside the diagram
+    page.keyboard.press("Escape")
+    assert page.is_hidden(".network-tooltip")
+
+    # the surface: a cross moved by the arrows, Enter adds a point there, Delete removes it
+    count = pg.point_count()
+    assert_rings(tab_until(page, "#surface"))
+    pg.wait_for("document.getElementById('canvas-status').textContent.startsWith('x = (')")
+    start = pg.js("playground.surface.cursor")  # the middle of the plane
+    for _ in range(4):
+        page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowUp")
+    x1, x2 = pg.js("playground.surface.cursor")
+    width = pg.js("playground.surface.ranges()[0][1] - playground.surface.ranges()[0][0]")
+    assert x1 == pytest.approx(start[0] - 0.2 * width) and x2 > start[1]
+    status = page.text_content("#canvas-status")
+    assert status.startswith(f"x = ({x1:.2f}, {x2:.2f})  p(y = 1 | x) = "), status
+    page.keyboard.press("Enter")
+    pg.wait_for(f"{Playground.POINT_COUNT} === {count + 1}")
+    assert pg.js("playground.state.playing") is False  # Enter here is the surface's
+    page.keyboard.press("Delete")
+    pg.wait_for(f"{Playground.POINT_COUNT} === {count}")
