@@ -203,3 +203,24 @@ def test_diagram_and_surface_by_keyboard(playground):
     assert pg.js("playground.state.playing") is False  # Enter here is the surface's
     page.keyboard.press("Delete")
     pg.wait_for(f"{Playground.POINT_COUNT} === {count}")
+
+    # a 3-unit layer's warp panel turns by the arrows, as by a drag
+    units = pg.config["model"]["layers"][0]["units"]
+    for _ in range(units - 3):
+        page.click('[data-action="remove-unit"] >> nth=0')
+    pg.wait_for("playground.state.config.model.layers[0].units === 3")
+    page.locator(".warp-section").scroll_into_view_if_needed()
+    pg.wait_for("playground.warps.panels[1] && playground.warps.panels[1].rotatable === true")
+    page.focus("#morph-all")
+    assert_rings(tab_until(page, ".warp-plot[tabindex='0']"))
+    yaw, pitch = pg.js("[playground.warps.panels[1].rotation.yaw,"
+                       " playground.warps.panels[1].rotation.pitch]")
+    step = pg.step
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowUp")
+    turned = pg.js("[playground.warps.panels[1].rotation.yaw,"
+                   " playground.warps.panels[1].rotation.pitch]")
+    assert turned == pytest.approx([yaw + 0.3, pitch - 0.15])
+    page.wait_for_timeout(300)  # a step the page sent would have come back by now
+    assert pg.step == step  # → turned the panel; it did not take a training step
