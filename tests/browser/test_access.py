@@ -180,8 +180,17 @@ def open_panels_docs(page: Page, base: str, where: Callable[[str], None]) -> Non
     where("/docs with two operations open to try out and a schema expanded")
 
 
+def open_panels_lab(page: Page, base: str, where: Callable[[str], None]) -> None:
+    # a lab (issue 11, templates/labs/base.html): answer the prediction, run, see the verdict
+    page.check('#predict input[name="prediction"] >> nth=0')
+    page.click("#run")
+    page.wait_for_selector("#verdict:not([hidden])", timeout=90_000)
+    where(f"{page.url[len(base):]} run, with its verdict")
+
+
 PANELS = {"/": open_panels_playground, "/step": open_panels_step,
           "/jobs": open_panels_jobs, "/docs": open_panels_docs}
+PANELS.update({url: open_panels_lab for url in lab_urls()})
 
 
 @pytest.mark.parametrize("url", page_urls())
