@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.browser.helpers import Playground
+from tests.browser.test_access import open_drawn, page_urls
 
 # What has the focus, and whether it shows a ring: its own outline, or for a control hidden
 # inside its label (the import button's file input) the label's, or for a node of the step
@@ -224,3 +225,18 @@ def test_diagram_and_surface_by_keyboard(playground):
     assert turned == pytest.approx([yaw + 0.3, pitch - 0.15])
     page.wait_for_timeout(300)  # a step the page sent would have come back by now
     assert pg.step == step  # → turned the panel; it did not take a training step
+
+
+@pytest.mark.parametrize("url", page_urls())
+def test_every_page_shows_where_the_focus_is(page, server_url, url):
+    """The first 60 stops of the Tab key on each page all show a ring."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_drawn(page, server_url, url)
+    seen = []
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        focus = page.evaluate(FOCUS)
+        if focus:
+            seen.append(focus)
+    assert len(seen) >= 3, seen
+    assert_rings(seen)
