@@ -26,6 +26,7 @@ const state = {
   pending: new Map(), // command id -> what it was for
   connected: false,
   configured: false,
+  palette: null, // the playground's colours, handed back to it by the "← playground" link
 };
 
 const view = new GraphView($("graph"), { onSelect: (id) => selectNode(id), tooltip: $("tooltip") });
@@ -413,7 +414,9 @@ $("playground-link").addEventListener("click", () => {
 
 function updateLinks() {
   if (!state.config) return;
-  const fragment = `c=${encodeBase64Url(JSON.stringify({ config: state.config }))}`;
+  // the playground's palette rides along, there and back (issue 12)
+  const payload = state.palette ? { config: state.config, palette: state.palette } : { config: state.config };
+  const fragment = `c=${encodeBase64Url(JSON.stringify(payload))}`;
   $("playground-link").href = `/#${fragment}`;
   const source = state.source;
   const extra = source.preset ? `&preset=${source.preset}` : `&e=${source.example}&m=${source.batch}&level=${source.level}`;
@@ -509,6 +512,7 @@ async function start() {
     stored = null;
   }
   if (fromUrl && fromUrl.config) state.config = fromUrl.config;
+  if (fromUrl && fromUrl.palette) state.palette = fromUrl.palette;
   if (stored && stored.config && stored.weights
       && (!state.config || JSON.stringify(stored.config) === JSON.stringify(state.config))) {
     state.config = stored.config;

@@ -137,6 +137,16 @@ def test_palette_travels_in_the_link_and_recolours(playground, page, tmp_path):
     pg.wait_for("location.hash.includes('#c=')")
     link = pg.js("location.href")
     assert fragment_payload(link)["palette"] == "okabe-ito"
+    # through the step-through page and back
+    pg.wait_for("document.getElementById('step-link').href.includes('#c=')")
+    step_link = page.get_attribute("#step-link", "href")
+    assert fragment_payload(step_link)["palette"] == "okabe-ito"
+    step = page.context.new_page()
+    step.goto(pg.base_url + step_link)
+    step.wait_for_function("() => window.stepPage && stepPage.graph !== null")
+    back = step.get_attribute("#playground-link", "href")
+    assert fragment_payload(back)["palette"] == "okabe-ito"
+    step.close()
 
     # the shared link opens in the same colours
     other = page.context.new_page()
