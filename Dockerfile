@@ -6,23 +6,21 @@
 # ---- app: the web app with its embedded job cluster (no GPU worker needed) ----
 FROM python:3.11-slim AS app
 
-# PYTHONPATH: the app is imported from this folder, beside templates/ and static/
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PYTHONPATH=/srv/backprop-lab
+    PIP_NO_CACHE_DIR=1
 
 WORKDIR /srv/backprop-lab
 
-# Install dependencies first so that code edits do not invalidate this layer.
+# The wheel carries the pages (templates/ and static/ become app/templates and app/static):
+# the app runs from site-packages, not from this folder, and `backprop-lab` is on PATH.
 COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY jobs ./jobs
 COPY app ./app
-RUN pip install .
-
 COPY templates ./templates
 COPY static ./static
+RUN pip install . && rm -rf build
 
 RUN useradd --create-home --uid 1000 lab && chown -R lab /srv/backprop-lab
 USER lab
@@ -31,7 +29,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD python -c "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
 
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
+# settings as environment variables (docker run -e BACKPROP_LAB_MAX_POINTS=2000 ...) or options
+CMD ["backprop-lab", "serve", "--host", "0.0.0.0", "--port", "8000"]
 
 # ---- worker: the same image with torch, serving a Dask scheduler's jobs ----
 # docker run --gpus all -e DASK_SCHEDULER_ADDRESS=tcp://host:8786 backprop-lab-worker

@@ -37,8 +37,10 @@ chromium:
 # docs/protocol.md "Running several processes".
 WORKERS ?= 1
 
+# the console script of the package (app/cli.py); `$(BIN)/backprop-lab serve --help` lists
+# every setting with its environment variable
 run: install
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	$(BIN)/backprop-lab serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: install-test chromium
 	$(BIN)/python -m pytest

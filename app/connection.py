@@ -162,7 +162,7 @@ class Connection:
                 reply = await self._engine(_handle, self.session, command)
         except CommandError as error:
             await self.send_error(error.code, error.message, id=command.id, command=kind,
-                                  field=error.field, limit=error.limit)
+                                  field=error.field, limit=error.limit, line=error.line)
             return
         except Exception as error:  # the session stays usable whatever went wrong
             log.exception("command %s failed", kind)
@@ -297,6 +297,8 @@ def _handle(session: Session, command: Any) -> dict[str, Any]:
         notes = session.add_point(command.x, command.label)
     elif kind == "remove_point":
         notes = session.remove_point(command.x)
+    elif kind == "load_csv":
+        notes = session.load_csv(command.text, command.task, command.name)
     else:  # pragma: no cover - parse_command admits only the commands above
         raise CommandError(f"unknown command {kind!r}", field="type")
     return session.state(kind, command.id, notes)

@@ -6,21 +6,21 @@ from __future__ import annotations
 import asyncio
 import sys
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app.assets import folder
 from app.browser import BrowserCookie
+from app.head import HeadAsGet
 from app.limits import AddressCounter
-from app.routes import api, docs, jobs, pages, ws
+from app.routes import api, docs, jobs, labs_advanced, pages, ws
+from app.routes import labs as labs_routes
 from app.scheduler import LoopMonitor, Registry, Worker
 from app.security import SecurityHeaders
 from app.settings import Settings, get_settings
 from jobs.cluster import JobManager
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,14 +57,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         time_limit_s=settings.job_time_limit_s, connect_timeout_s=settings.scheduler_timeout_s,
         kept_per_owner=settings.jobs_kept_per_browser, kept=settings.jobs_kept,
     )
-    app.state.templates = Jinja2Templates(directory=ROOT / "templates")
+    # templates/ and static/: beside the packages in a checkout, inside `app` when installed
+    app.state.templates = Jinja2Templates(directory=folder("templates"))
     app.include_router(api.router)
     app.include_router(ws.router)
     app.include_router(pages.router)
     app.include_router(docs.router)
     app.include_router(jobs.router)
+    app.include_router(labs_routes.router)  # the guided labs (issue 11)
+    app.include_router(labs_advanced.router)  # labs 5-7's endpoints (issue 11)
     app.add_middleware(BrowserCookie)  # the browser id jobs belong to (app/browser.py)
-    app.mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static")
+    app.mount("/static", StaticFiles(directory=folder("static"), check_dir=False), name="static")
+    app.add_middleware(HeadAsGet)  # HEAD on every GET route (app/head.py)
     return app
 
 

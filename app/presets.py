@@ -42,17 +42,17 @@ PRESETS: list[dict[str, Any]] = [
     {
         "name": "fig_6_2",
         "title": "Fig. 6.2: two curves, 2 tanh units",
-        "description": "The chapter's Fig. 6.2: 2 inputs, 2 tanh hidden units and a sigmoid "
-        "output. No line separates the two curves in the input space; the hidden layer "
-        "warps the plane until one does.",
+        "description": "After the chapter's Fig. 6.2: 2 inputs, 2 hidden units and one output "
+        "(tanh units and a sigmoid output here). No line separates the two curves in the "
+        "input space; the hidden layer warps the plane until one does.",
         "config": _config(_layers(2), {"name": "two_curves", "size": 200},
                           learning_rate=0.1),
     },
     {
         "name": "xor",
         "title": "XOR, [4] tanh",
-        "description": "The function a linear model cannot learn (section 6.1); one hidden "
-        "layer of 4 tanh units can.",
+        "description": "The sign of x₁·x₂: no line separates the classes, so a linear "
+        "model fails; one hidden layer of 4 tanh units succeeds.",
         "config": _config(_layers(4), {"name": "xor"}, learning_rate=0.1),
     },
     {
@@ -67,7 +67,7 @@ PRESETS: list[dict[str, Any]] = [
         "name": "spiral_3",
         "title": "3-class spiral, softmax",
         "description": "Three spiral arms, one class each: a softmax output over 3 units "
-        "(Eq. 6.29) after two ReLU layers.",
+        "(Eq. 6.4) after two ReLU layers.",
         "config": _config(_layers(16, 16, activation="relu"),
                           {"name": "spiral_multiclass", "classes": 3, "noise": 0.1},
                           loss="softmax", optimizer="adam", learning_rate=0.01),
@@ -85,9 +85,44 @@ PRESETS: list[dict[str, Any]] = [
         "name": "mixture",
         "title": "Mixture density: inverse sine",
         "description": "Several targets share one input: a mixture density output "
-        "(section 6.2.2.4) models the peaks of p(y | x) that a single Gaussian averages.",
+        "(section 6.3.2) models the peaks of p(y | x) that a single Gaussian averages.",
         "config": _config(_layers(16, 16), {"name": "inverse_sine", "size": 400},
                           loss="mixture", features=("x1",), optimizer="adam",
+                          learning_rate=0.01),
+    },
+    # ----- presets of the chapter's own examples (issue 14) -----
+    {
+        "name": "example_6_1_1",
+        "title": "Example 6.1.1: shallow regression (Fig. 6.1)",
+        "description": "The chapter's classic shallow network: one layer of 8 sigmoid "
+        "hidden units, a linear output, squared error plus an L2 penalty on the weights "
+        "W and V only (the offsets are not penalised), trained by plain stochastic "
+        "gradient descent on a noisy sine.",
+        "config": _config(_layers(8, activation="sigmoid"),
+                          {"name": "sine_1d", "noise": 0.2, "size": 200},
+                          loss="squared", features=("x1",), learning_rate=0.3, l2=0.001),
+    },
+    {
+        "name": "mean_median",
+        "title": "Mean against median: absolute error",
+        "description": "The noise here only pushes targets upwards. Absolute error pulls "
+        "the curve to the middle of the points at each x, their median, which sits below "
+        "their mean; switch the loss to squared error and watch the curve rise to the "
+        "mean.",
+        "config": _config(_layers(16), {"name": "skewed_1d", "noise": 0.5, "size": 400},
+                          loss="absolute", features=("x1",), optimizer="adam",
+                          learning_rate=0.01),
+    },
+    {
+        "name": "learned_precision",
+        "title": "Learned precision: growing noise",
+        "description": "The spread of the targets grows from left to right. Besides the "
+        "mean, the network outputs a precision β(x) = softplus(a) > 0 and is trained on "
+        "the Gaussian negative log-likelihood, so it learns to be confident on the left "
+        "and unsure on the right.",
+        "config": _config(_layers(16), {"name": "heteroscedastic_1d", "noise": 0.3,
+                                        "size": 400},
+                          loss="gaussian_learned", features=("x1",), optimizer="adam",
                           learning_rate=0.01),
     },
 ]

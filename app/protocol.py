@@ -72,7 +72,7 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         pieces: int = Field(2, ge=1, le=MAX_PIECES, description="maxout pieces per unit")
 
     class OutputSpec(Strict):
-        """The output unit and its loss (section 6.3)."""
+        """The output unit and its loss (section 6.3.2)."""
 
         loss: Literal[LOSSES] = "bernoulli"
         precision: float = Field(1.0, gt=0.0, le=1e3, description="fixed Gaussian precision β")
@@ -110,11 +110,17 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         train_fraction: float = Field(0.5, gt=0.0, lt=1.0)
         seed: int = Field(0, ge=0, le=2**31 - 1)
         classes: int = Field(3, ge=2, le=MAX_CLASSES)
-        points: list[Annotated[list[float], Field(min_length=3, max_length=4)]] = Field(
+        points: list[Annotated[list[float], Field(min_length=2, max_length=4)]] = Field(
             default_factory=list, max_length=limits.max_points,
             description="user points [x1, x2, label] or [x1, x2, label, train] with train 1 "
-            "(training) or 0 (test) (data.name = 'user')",
+            "(training) or 0 (test) (data.name = 'user'); with inputs 1, [x1, y] or "
+            "[x1, y, train]",
         )
+        # points from a file (issue 12): one or two coordinates, class labels or targets
+        inputs: int = Field(2, ge=1, le=2, description="coordinates per user point")
+        target: Literal["class", "value"] = Field(
+            "class", description="the number after a user point's coordinates: a class "
+            "label 0..K-1 or a regression target")
 
     class Config(Strict):
         """The session's network, training and data: ``engine.spec.Config`` as JSON."""
@@ -266,11 +272,23 @@ def _protocol(limits: Limits) -> SimpleNamespace:
     class Export(Command):
         type: Literal["export"]
 
+    class LoadCsv(Command):
+        """A CSV file's points (issue 12), parsed and checked here (app/csvdata.py): they
+        become the session's data (``data.name`` "user"); a bad file changes nothing."""
+
+        type: Literal["load_csv"]
+        text: str = Field(description="the file: x1, x2, label (or x1, x2, y; or x1, y for "
+                          "one-input regression), one point a line, header optional")
+        task: Literal["classification", "regression"] = Field(
+            "classification", description="whether the last column holds class labels "
+            "0..K-1 or regression targets")
+        name: str | None = Field(None, max_length=200, description="the file's name")
+
     from app import step_protocol as steps  # the step-through page's messages
 
     ClientMessage = Annotated[
         Configure | Patch | Play | Pause | Step | Epoch | Reset | SetWeight | AddPoint
-        | RemovePoint | Ready | Export | steps.GraphOpen | steps.GraphStep
+        | RemovePoint | Ready | Export | LoadCsv | steps.GraphOpen | steps.GraphStep
         | steps.GraphPaths | steps.GraphCheck | steps.GraphApply,
         Field(discriminator="type"),
     ]
@@ -319,6 +337,7 @@ def _protocol(limits: Limits) -> SimpleNamespace:
             "rejected", "diverged", "too_many_sessions", "internal", "too_deep", "rate_limited",
         ]
         field: str | None = Field(None, description="dotted path of the offending field")
+        line: int | None = Field(None, description="the line of a file (load_csv) at fault")
         limit: JsonValue = Field(None, description="the limit the value broke, if any")
         message: str
 
@@ -376,6 +395,8 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         std: Array | None = None
         density: Array | None = None
         target_extent: list[float] | None = None
+        templates: Array | None = Field(
+            None, description="f4 (units, input_dim): RBF templates of the first hidden layer")
 
     class UnitMaps(Strict):
         activation: str
@@ -450,7 +471,7 @@ def _protocol(limits: Limits) -> SimpleNamespace:
         PatchRemoveLayer=PatchRemoveLayer, PatchAddUnit=PatchAddUnit,
         PatchRemoveUnit=PatchRemoveUnit, Play=Play, Pause=Pause, Step=Step, Epoch=Epoch,
         Reset=Reset, SetWeight=SetWeight, AddPoint=AddPoint, RemovePoint=RemovePoint,
-        Ready=Ready, Export=Export,
+        Ready=Ready, Export=Export, LoadCsv=LoadCsv,
         Hello=Hello, State=State, Error=Error, ExportMessage=ExportMessage, Frame=Frame,
         NetworkShape=NetworkShape,
         client=TypeAdapter(ClientMessage),
@@ -528,7 +549,7 @@ def parse_command(protocol: SimpleNamespace, text: str, max_depth: int = 32) -> 
 
 _COMMANDS = {
     "configure", "patch", "play", "pause", "step", "epoch", "reset", "set_weight",
-    "add_point", "remove_point", "ready", "export",
+    "add_point", "remove_point", "ready", "export", "load_csv",
     "graph_open", "graph_step", "graph_paths", "graph_check", "graph_apply",
 }
 

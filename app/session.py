@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from app.csvdata import CsvError, parse_csv
 from app.presets import default_config
 from app.protocol import SCHEMA_VERSION, describe, protocol_for
 from app.settings import Settings
@@ -40,13 +41,16 @@ _MIN_STEPS_BETWEEN_RECORDS = 10
 
 
 class CommandError(Exception):
-    """A command the session refuses; nothing was changed."""
+    """A command the session refuses; nothing was changed. ``line``: the line of a file
+    (``load_csv``) at fault."""
 
     def __init__(
-        self, message: str, field: str | None = None, limit: Any = None, code: str = "rejected"
+        self, message: str, field: str | None = None, limit: Any = None, code: str = "rejected",
+        line: int | None = None,
     ):
         super().__init__(message)
         self.message, self.field, self.limit, self.code = message, field, limit, code
+        self.line = line
 
 
 def engine_error(error: ValueError, prefix: str = "") -> CommandError:
@@ -324,6 +328,31 @@ class Session:
         del points[nearest]
         return self._set_points(points)
 
+    def load_csv(self, text: str, task: str, name: str | None = None) -> list[str]:
+        """A learner's file (issue 12) becomes the data: parsed and checked by
+        ``app.csvdata``; a bad file raises with its line and leaves the session as it was."""
+        where = f"{name}: " if name else ""
+        try:
+            parsed = parse_csv(text, task, self.settings.max_points)
+        except CsvError as error:
+            raise CommandError(where + error.message, field="text", limit=error.limit,
+                               line=error.line) from None
+        config = self.config.copy()
+        classes = parsed.classes or config.data.classes
+        config.data = replace(config.data, name="user", points=parsed.rows,
+                              inputs=parsed.inputs, target=parsed.target, classes=classes)
+        notes: list[str] = []
+        self._fit_model_to_data(config, notes)
+        self._apply(config, None)
+        dataset = self.trainer.dataset
+        kind = (f"{parsed.classes} classes" if parsed.classes else
+                f"regression over {parsed.inputs} input{'s' * (parsed.inputs > 1)}")
+        columns = f" (columns {', '.join(parsed.header)})" if parsed.header else ""
+        notes.insert(0, f"data: {len(parsed.rows)} points from {name or 'the file'}{columns}, "
+                     f"{kind}: {len(dataset.x_train)} for training, {len(dataset.x_test)} "
+                     "for test.")
+        return notes
+
     # ----- training ---------------------------------------------------------------------
     def train(
         self,
@@ -429,7 +458,8 @@ class Session:
             self.trainer = trainer
         elif model_changed:
             try:
-                model = transfer(old.model, config.model, sources or _fresh(config))
+                model = transfer(old.model, config.model, sources or _fresh(config),
+                                 inputs=old.dataset.x_train)
                 old.replace_model(model)
             except ValueError as error:
                 raise engine_error(error) from None
@@ -446,7 +476,7 @@ class Session:
     def _carry_weights(old: Trainer, new: Trainer, config: Config, sources) -> None:
         if old.model.input_dim == new.model.input_dim:
             model = transfer(old.model, config.model, sources or _fresh(config),
-                             classes=new.model.classes)
+                             classes=new.model.classes, inputs=new.dataset.x_train)
             new.replace_model(model)
             return
         kept = {p.name: p.value for p in old.model.parameters()}
@@ -458,10 +488,13 @@ class Session:
     def _fit_model_to_data(self, config: Config, notes: list[str]) -> None:
         """A new dataset of another kind: pick an output and inputs that can model it."""
         info = DATASETS[config.data.name]
-        task = info.task
+        task, input_dim = info.task, info.input_dim
         if config.data.name == "user":
-            labels = [p[2] for p in config.data.points]
+            input_dim = config.data.inputs  # a file's points may have one input
+            labels = [p[input_dim] for p in config.data.points]
             task = "multiclass" if labels and max(labels) > 1 else "binary"
+            if config.data.target == "value":
+                task = "regression"
         loss = config.model.output.loss
         old_task = self.trainer.dataset.task
         # a loss that cannot model the new task, or the old task's natural loss, follows
@@ -473,7 +506,7 @@ class Session:
             notes.append(f"model.output.loss: {task} data; switched from {loss!r} to "
                          f"{config.model.output.loss!r}")
         features = config.model.features
-        if info.input_dim == 1:
+        if input_dim == 1:
             kept = [f for f in features if f not in _NEEDS_X2] or ["x1"]
             if kept != features:
                 notes.append("model.features: this dataset has one input; using "
@@ -485,6 +518,12 @@ class Session:
 
     def _user_points(self) -> list[list[float]]:
         data = self.config.data
+        if data.name == "user" and (data.inputs != 2 or data.target != "class"):
+            raise CommandError(
+                "data.points: points can be placed on 2-D classification data, and these "
+                f"points are {data.inputs}-D regression data (from a file)", field="data.target",
+                limit="class",
+            )
         if data.name == "user":
             return [list(map(float, p)) for p in data.points]
         dataset = self.trainer.dataset
@@ -506,7 +545,8 @@ class Session:
     def _set_points(self, points: list[list[float]]) -> list[str]:
         config = self.config.copy()
         labels = max(int(p[2]) for p in points) + 1
-        config.data = replace(config.data, name="user", points=points,
+        config.data = replace(config.data, name="user", points=points, inputs=2,
+                              target="class",
                               classes=max(2, labels, self.trainer.dataset.classes))
         notes: list[str] = []
         self._fit_model_to_data(config, notes)

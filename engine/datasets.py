@@ -24,7 +24,7 @@ from engine.spec import DataSpec, ModelSpec
 MAX_SIZE = 5000
 MAX_CLASSES = 10
 
-# Which tasks each output unit and loss can model (section 6.3.1 of the chapter).
+# Which tasks each output unit and loss can model (section 6.3.2 of the chapter).
 LOSS_TASKS = {
     "bernoulli": ("binary",),
     "softmax": ("binary", "multiclass"),
@@ -151,9 +151,10 @@ def _moons(rng, n, noise, spec):
 
 
 def _two_curves(rng, n, noise, spec):
-    # Fig. 6.2: both classes lie on the same steep S-shaped curve, one shifted up and
-    # one down. Near x1 = 0 a separating line must be steep, far out it must be flat:
-    # no line separates them, but a 2-2-1 tanh network bends the plane until one does.
+    # Fig. 6.2 draws each class along its own curve. Ours: one steep S-shaped curve,
+    # shifted up for one class and down for the other. Near x1 = 0 a separating line must
+    # be steep, far out it must be flat: no line separates them, but a 2-2-1 tanh network
+    # bends the plane until one does.
     upper, lower = _halves(n)
     x1 = rng.uniform(-2.5, 2.5, n)
     offset = np.concatenate([np.full(upper, 0.5), np.full(lower, -0.5)])
@@ -272,8 +273,8 @@ _SETS: list[tuple[DatasetInfo, Generator | None]] = [
             "Two curves (Fig. 6.2)",
             "binary",
             2,
-            "The two curves of Fig. 6.2: no straight line separates them in the input space, "
-            "but a network with 2 tanh hidden units warps the space until a line does.",
+            "One curve per class, as in Fig. 6.2: no straight line separates them in the input "
+            "space, but a network with 2 hidden units warps the space until a line does.",
         ),
         _two_curves,
     ),
@@ -359,8 +360,9 @@ _SETS: list[tuple[DatasetInfo, Generator | None]] = [
             "Your points",
             "binary",
             2,
-            "Points placed by hand, each [x₁, x₂, label]; labels 0/1 give a binary task, "
-            "more labels a multi-class one.",
+            "Points placed by hand or read from a file, each [x₁, x₂, label]; labels 0/1 "
+            "give a binary task, more labels a multi-class one. Points from a file may "
+            "instead carry regression targets, over one or two inputs.",
         ),
         None,  # read from data.points by make_dataset
     ),
@@ -408,32 +410,49 @@ def check_data_spec(data: DataSpec) -> None:
         )
 
 
+USER_TARGETS = ("class", "value")
+
+
 def _user_points(data: DataSpec) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
-    """Rows [x1, x2, label] or [x1, x2, label, train]; the optional fourth number (1 for
-    training, 0 for test) pins a point's side of the split, so that adding or removing a
-    point never reshuffles the others."""
+    """Rows of ``data.inputs`` coordinates and a label (or a real target, for ``target``
+    "value"), with an optional last number (1 for training, 0 for test) that pins a point's
+    side of the split, so that adding or removing a point never reshuffles the others."""
     points = data.points
+    inputs, target = data.inputs, data.target
+    if not _is_int(inputs) or inputs not in (1, 2):
+        raise ValueError(f"data.inputs: user points have 1 or 2 coordinates, got {inputs!r}")
+    if target not in USER_TARGETS:
+        raise ValueError(f"data.target must be 'class' or 'value', got {target!r}")
+    if inputs == 1 and target == "class":
+        # the views draw one-input data as a curve ŷ(x): a regression picture
+        raise ValueError("data.inputs: points with one coordinate need target 'value' "
+                         "(one-input data are regression data here)")
     if not isinstance(points, (list, tuple, np.ndarray)) or not 2 <= len(points) <= MAX_SIZE:
         count = len(points) if hasattr(points, "__len__") else points
         raise ValueError(f"data.points: place from 2 to {MAX_SIZE} points, got {count!r}")
+    coordinates = ["x1", "x2"][:inputs]
+    last = "label" if target == "class" else "y"
+    shape = f"[{', '.join([*coordinates, last])}] or [{', '.join([*coordinates, last])}, train]"
+    width = inputs + 1
     rows = []
     sides: list[float] = []
     for index, row in enumerate(points):
-        if not isinstance(row, (list, tuple, np.ndarray)) or len(row) not in (3, 4):
-            raise ValueError(
-                f"data.points[{index}] must be [x1, x2, label] or [x1, x2, label, train], "
-                f"got {row!r}"
-            )
+        if not isinstance(row, (list, tuple, np.ndarray)) or len(row) not in (width, width + 1):
+            raise ValueError(f"data.points[{index}] must be {shape}, got {row!r}")
         if not all(_is_number(v) for v in row):
             raise ValueError(f"data.points[{index}] must hold numbers, got {row!r}")
         if not all(math.isfinite(float(v)) for v in row):
             raise ValueError(f"data.points[{index}] contains NaN or infinity")
-        if len(row) == 4 and float(row[3]) not in (0.0, 1.0):
+        if len(row) == width + 1 and float(row[width]) not in (0.0, 1.0):
             raise ValueError(f"data.points[{index}]: train must be 1 (training) or 0 (test)")
-        rows.append([float(v) for v in row[:3]])
-        sides.append(float(row[3]) if len(row) == 4 else np.nan)
+        rows.append([float(v) for v in row[:width]])
+        sides.append(float(row[width]) if len(row) == width + 1 else np.nan)
     array = np.array(rows)
-    labels = array[:, 2]
+    labels = array[:, inputs]
+    pinned = np.array(sides)
+    pinned_or_none = None if np.all(np.isnan(pinned)) else pinned
+    if target == "value":
+        return array[:, :inputs], labels, 0, pinned_or_none
     limit = max(2, data.classes if _is_int(data.classes) else 2)
     limit = min(limit, MAX_CLASSES)
     for index, label in enumerate(labels):
@@ -443,8 +462,7 @@ def _user_points(data: DataSpec) -> tuple[np.ndarray, np.ndarray, int, np.ndarra
                 f"from 0 to {limit - 1}"
             )
     classes = max(2, int(labels.max()) + 1)
-    pinned = np.array(sides)
-    return array[:, :2], labels, classes, None if np.all(np.isnan(pinned)) else pinned
+    return array[:, :inputs], labels, classes, pinned_or_none
 
 
 def _user_split(pinned: np.ndarray | None, n: int, data: DataSpec) -> tuple[np.ndarray, ...]:
@@ -473,7 +491,7 @@ def make_dataset(data: DataSpec) -> Dataset:
     pinned: np.ndarray | None = None
     if data.name == "user":
         x, y, classes, pinned = _user_points(data)
-        task = "binary" if classes == 2 else "multiclass"
+        task = "regression" if classes == 0 else "binary" if classes == 2 else "multiclass"
     else:
         x, y = _GENERATORS[data.name](rng, data.size, float(data.noise), data)
         task = info.task

@@ -16,7 +16,7 @@ import numpy as np
 
 from engine import functional as F
 from engine import primitives as P
-from engine.autodiff import Tensor, as_tensor
+from engine.autodiff import Tensor, as_tensor, no_grad
 from engine.spec import (
     ACTIVATIONS,
     FEATURES,
@@ -141,9 +141,13 @@ class Layer:
 
 class MLP:
     """Hidden layers from ``spec.layers``, then a linear output layer whose
-    pre-activations feed the output unit and loss of ``spec.output``."""
+    pre-activations feed the output unit and loss of ``spec.output``.
 
-    def __init__(self, spec: ModelSpec, input_dim: int = 2, classes: int = 2):
+    ``inputs``: the training inputs (n, input_dim), when known; RBF units then start
+    with their templates on training examples (``example_templates``)."""
+
+    def __init__(self, spec: ModelSpec, input_dim: int = 2, classes: int = 2,
+                 inputs: np.ndarray | None = None):
         check_model_spec(spec, input_dim)
         self.spec = spec
         self.input_dim = input_dim
@@ -156,6 +160,8 @@ class MLP:
             fan_in = layer_spec.units
         self.output = self._new_output(fan_in)
         self._name_parameters()
+        if inputs is not None:
+            example_templates(self, inputs)
 
     # ----- construction ------------------------------------------------------------
     def _new_layer(self, layer_spec: LayerSpec, fan_in: int) -> Layer:
@@ -171,7 +177,8 @@ class MLP:
         if layer_spec.activation == "prelu":
             layer.slope = Tensor(np.full(width, float(layer_spec.slope)), True)
         if layer_spec.activation == "rbf":
-            # templates spread over the input range, unit widths
+            # random templates and unit widths; example_templates moves the templates onto
+            # training examples when the network is built for a dataset
             layer.weights = Tensor(self.rng.normal(0.0, 1.0, size=(fan_in, width)), True)
             layer.bias = Tensor(np.zeros(width), True)
             layer.widths = Tensor(np.ones(width), True)
@@ -321,6 +328,34 @@ def predict_from_outputs(output: OutputSpec, z: np.ndarray) -> np.ndarray:
     return z[:, 0]
 
 
+def example_templates(
+    model: MLP, inputs: np.ndarray, fresh: dict[int, list[int]] | None = None
+) -> None:
+    """Put RBF units' templates on training examples, as the chapter suggests for RBF
+    units (w_i = x⁽ᵗ⁾ for a random subset of the examples), instead of random points.
+
+    For an RBF layer above other hidden layers the template is that layer's input for a
+    training example (the example seen through the layers below). ``fresh`` limits the
+    change to some units ({hidden layer index from 0: unit indices}); by default every
+    RBF unit. No example serves twice before every example has served once.
+    """
+    inputs = np.asarray(inputs, dtype=np.float64)
+    if inputs.ndim != 2 or inputs.shape[0] == 0:
+        return
+    h = model.features(inputs)
+    for index, layer in enumerate(model.layers):
+        if layer.spec.activation == "rbf":
+            units = list(range(layer.units)) if fresh is None else fresh.get(index, [])
+            if units:
+                rounds = -(-len(units) // len(h))  # every example once before any twice
+                rows = np.concatenate([model.rng.permutation(len(h)) for _ in range(rounds)])
+                rows = rows[: len(units)]
+                layer.weights.value[:, units] = h[rows].T
+        if index + 1 < len(model.layers):
+            with no_grad():
+                h = layer.activate(layer.pre_activation(as_tensor(h))).value
+
+
 # ----- live architecture changes --------------------------------------------------
 # A unit is identified by (layer, index) where layer 0 holds the input features,
 # 1..L the hidden layers and L+1 the output. A link keeps its weight when both of its
@@ -334,13 +369,15 @@ def _pieces(spec: LayerSpec) -> int:
 
 
 def transfer(
-    old: MLP, new_spec: ModelSpec, sources: list[list[UnitSource]], classes: int | None = None
+    old: MLP, new_spec: ModelSpec, sources: list[list[UnitSource]], classes: int | None = None,
+    inputs: np.ndarray | None = None,
 ) -> MLP:
     """Build a network for ``new_spec`` and copy every surviving weight from ``old``.
 
     ``sources[k]`` lists, for each unit of new hidden layer k, the (old layer, old
     unit) it continues, or None for a new unit. Input features are matched by name
-    and output units by position.
+    and output units by position. With the training ``inputs``, new RBF units start
+    with their templates on training examples, seen through the surviving layers.
     """
     classes = old.classes if classes is None else classes
     new = MLP(new_spec, old.input_dim, classes)
@@ -358,8 +395,12 @@ def transfer(
     if len(layer_sources) != len(new.layers) + 2:
         raise ValueError("transfer: one source list is needed per hidden layer")
     old_all = old.all_layers
+    fresh_templates: dict[int, list[int]] = {}  # new RBF units: hidden layer -> units
     for k, layer in enumerate(new.all_layers, start=1):
         ins, outs = layer_sources[k - 1], layer_sources[k]
+        if layer.spec.activation == "rbf":
+            fresh_templates[k - 1] = [j for j, source in enumerate(outs) if source is None or (
+                old_all[source[0] - 1].spec.activation != "rbf")]
         if len(outs) != layer.units:
             raise ValueError(f"transfer: layer {k} has {layer.units} units, {len(outs)} sources")
         new_pieces = _pieces(layer.spec)
@@ -383,6 +424,8 @@ def transfer(
                     layer.weights.value[i, new_cols] = old_layer.weights.value[
                         in_source[1], old_cols
                     ]
+    if inputs is not None and any(fresh_templates.values()):
+        example_templates(new, inputs, fresh_templates)
     return new
 
 

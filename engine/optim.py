@@ -89,7 +89,7 @@ class Optimizer:
                 else:  # look ahead along the velocity: θ ← θ − ε (g + μ v)
                     p.value -= rate * (g + mu * v)
         else:
-            # Adam as in Kingma & Ba's Algorithm 1 (and torch.optim.Adam):
+            # Adam as Kingma and Ba published it (and as torch.optim.Adam computes it):
             # θ ← θ − ε m̂ / (√ŝ + δ) with bias-corrected moments m̂, ŝ
             beta1, beta2 = spec.beta1, spec.beta2
             correction1 = 1.0 - beta1**self.steps

@@ -3,7 +3,8 @@
 Adding an operation is adding one ``Primitive(...)`` entry here. Every VJP is written
 with tensor operations (never raw numpy on ``g``), so gradients can be differentiated
 again. Masks such as ``x > 0`` are constants: their derivative is zero almost
-everywhere, which is the convention the chapter uses for piecewise-linear units.
+everywhere, and the chapter asks no more of a non-linearity (Algorithm 6.1: differentiable
+almost everywhere).
 """
 
 from __future__ import annotations
@@ -398,6 +399,76 @@ def unit_sum(fan_in: int) -> Primitive:
     return Primitive("unit_sum", forward, tuple(vjps), formula="a = b + Σ w h", symbol="Σ")
 
 
+def _positive(x: Tensor | np.ndarray) -> np.ndarray:
+    return (_value(x) > 0).astype(np.float64)
+
+
+# h = max(0, a) + α min(0, a) with a fixed α (leaky ReLU) or a learned one (PReLU):
+# one node per unit, and for PReLU an arc from its slope α with ∂h/∂α = min(0, a)
+leaky_relu = Primitive(
+    "leaky_relu",
+    lambda x, slope: np.where(x > 0, x, slope * x),
+    (lambda g, out, x, slope: g * (_positive(x) + slope * (1.0 - _positive(x))),),
+    formula="max(0, x) + α min(0, x)",
+)
+prelu = Primitive(
+    "prelu",
+    lambda x, slope: np.where(x > 0, x, slope * x),
+    (
+        lambda g, out, x, slope: g * (slope * (1.0 - _positive(x)) + _positive(x)),
+        lambda g, out, x, slope: g * (x * (1.0 - _positive(x))),
+    ),
+    formula="max(0, x) + α min(0, x), α learned",
+)
+
+
+@cache
+def unit_max(pieces: int) -> Primitive:
+    """h = max(a_1, …, a_k) over one maxout unit's pieces: the gradient goes to the
+    winning piece only (the first, if several tie, as in the layer-level max)."""
+
+    def winner(parts: tuple[Any, ...]) -> int:
+        return int(np.argmax([float(_value(part)) for part in parts]))
+
+    def pick(i: int) -> Vjp:
+        return lambda g, out, *parts: g * float(winner(parts) == i)
+
+    return Primitive(
+        "unit_max",
+        lambda *parts: np.asarray(max(float(part) for part in parts)),
+        tuple(pick(i) for i in range(pieces)),
+        formula="max_j a_j",
+    )
+
+
+@cache
+def rbf_sum(fan_in: int) -> Primitive:
+    """a = b − Σ_i (h_i − w_i)² / σ² for one RBF unit over scalars: inputs
+    (b, σ, w_1, h_1, w_2, h_2, …); the unit's output is then exp(a)."""
+
+    def forward(bias: np.ndarray, width: np.ndarray, *pairs: np.ndarray) -> np.ndarray:
+        squared = sum((pairs[i + 1] - pairs[i]) ** 2 for i in range(0, len(pairs), 2))
+        return np.asarray(bias - squared / (width * width), dtype=np.float64)
+
+    def width_vjp(g, out, bias, width, *pairs):  # ∂a/∂σ = 2 Σ (h − w)² / σ³
+        squared = sum((pairs[i + 1] - pairs[i]) * (pairs[i + 1] - pairs[i])
+                      for i in range(0, len(pairs), 2))
+        return g * (2.0 * squared / (width * width * width))
+
+    def template_vjp(i: int) -> Vjp:  # ∂a/∂w_i = 2 (h_i − w_i) / σ²
+        return lambda g, out, bias, width, *pairs: g * (
+            2.0 * (pairs[2 * i + 1] - pairs[2 * i]) / (width * width))
+
+    def input_vjp(i: int) -> Vjp:  # ∂a/∂h_i = −2 (h_i − w_i) / σ²
+        return lambda g, out, bias, width, *pairs: g * (
+            -2.0 * (pairs[2 * i + 1] - pairs[2 * i]) / (width * width))
+
+    vjps: list[Vjp] = [lambda g, out, bias, width, *pairs: g, width_vjp]  # ∂a/∂b = 1
+    for i in range(fan_in):
+        vjps += [template_vjp(i), input_vjp(i)]
+    return Primitive("rbf_sum", forward, tuple(vjps), formula="a = b − Σ (h − w)² / σ²")
+
+
 @cache
 def scalar_penalty(count: int) -> Primitive:
     """Ω = λ₂/2 Σ w² + λ₁ Σ |w| over ``count`` scalar weights (params l2, l1); the arc
@@ -538,5 +609,7 @@ PRIMITIVES: dict[str, Primitive] = {
         affine,
         bernoulli_nll,
         softmax_nll,
+        leaky_relu,
+        prelu,
     )
 }

@@ -37,7 +37,7 @@ ACTIVATIONS = (
     "rbf",
     "linear",
 )
-# Output unit + loss (section 6.3): Bernoulli (sigmoid), multinoulli (softmax),
+# Output unit + loss (section 6.3.2): Bernoulli (sigmoid), multinoulli (softmax),
 # squared / absolute error, Gaussian with fixed or learned precision, mixture density.
 LOSSES = ("bernoulli", "softmax", "squared", "absolute", "gaussian", "gaussian_learned", "mixture")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
@@ -91,8 +91,12 @@ class DataSpec:
     train_fraction: float = 0.5
     seed: int = 0
     classes: int = 3  # for the multi-class spiral
-    # user-supplied points: [x1, x2, label]; used when name == "user"
+    # user-supplied points (name == "user"): `inputs` coordinates, then the class label
+    # (target "class") or the real target (target "value"), then optionally 1 (training) or
+    # 0 (test): [x1, x2, label], [x1, x2, y, train], [x1, y] (one input, regression), ...
     points: list[list[float]] = field(default_factory=list)
+    inputs: int = 2  # coordinates per user point: 1 or 2
+    target: str = "class"  # "class": labels 0..K-1; "value": regression targets
 
 
 @dataclass

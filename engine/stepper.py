@@ -24,7 +24,10 @@ from engine import primitives as P
 from engine.autodiff import Tensor, as_tensor, no_grad
 from engine.nn import MLP, output_loss
 
-UNIT_LEVEL_ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "hard_tanh", "abs", "linear")
+UNIT_LEVEL_ACTIVATIONS = (
+    "tanh", "relu", "sigmoid", "softplus", "hard_tanh", "abs", "linear",
+    "leaky_relu", "prelu", "maxout", "rbf",
+)
 UNIT_LEVEL_LOSSES = ("bernoulli", "softmax", "squared", "absolute", "gaussian")
 UNIT_LEVEL_LIMIT = 40  # scalar units (inputs + hidden + outputs) for the unit-level view
 _SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -49,7 +52,10 @@ class Graph:
 
 def unit_level_problem(model: MLP) -> str | None:
     """Why the unit-level view cannot show this network, or None if it can."""
-    scalars = len(model.spec.features) + sum(layer.units for layer in model.layers)
+    # a maxout unit shows each of its pieces' pre-activations as a node of its own
+    scalars = len(model.spec.features) + sum(
+        layer.units * (layer.spec.pieces if layer.spec.activation == "maxout" else 1)
+        for layer in model.layers)
     scalars += model.output.units
     if scalars > UNIT_LEVEL_LIMIT:
         return (
@@ -82,41 +88,31 @@ def unit_graph(model: MLP, x: np.ndarray, y: Any, l2: float = 0.0, l1: float = 0
         kinds[node.id] = "input"
         h.append(node)
     weights_for_penalty: list[Tensor] = []
+    builder = _UnitBuilder(parameters, sources, kinds, weights_for_penalty)
     for k, layer in enumerate(model.all_layers, start=1):
         is_output = layer is model.output
-        unit_sum = P.unit_sum(len(h))
+        activation = layer.spec.activation
         next_h: list[Tensor] = []
         for j in range(layer.units):
-            bias = Tensor(
-                layer.bias.value[j],
-                requires_grad=True,
-                name=_unit_name("b", k, j, is_output, layer.units),
-            )
-            parameters[bias.name] = bias
-            sources[bias.name] = (k - 1, "bias", (j,))
-            kinds[bias.id] = "parameter"
-            operands: list[Tensor] = [bias]
-            for i, h_i in enumerate(h):
-                weight = Tensor(
-                    layer.weights.value[i, j],
-                    requires_grad=True,
-                    name=_weight_name(k, i, j, is_output, layer.units),
-                )
-                parameters[weight.name] = weight
-                sources[weight.name] = (k - 1, "weights", (i, j))
-                kinds[weight.id] = "parameter"
-                weights_for_penalty.append(weight)
-                operands += [weight, h_i]
-            a = unit_sum(*operands).named(
-                _unit_name("z" if is_output else "a", k, j, is_output, layer.units)
-            )
             if is_output:
-                next_h.append(a)
+                next_h.append(builder.affine(layer, k, h, j, j, _unit_name(
+                    "z", k, j, True, layer.units), output=True))
                 continue
-            activation = layer.spec.activation
-            unit = a if activation == "linear" else _UNIT_OPS[activation](a)
-            if unit is a:
-                unit = a + 0.0
+            if activation == "rbf":
+                unit = builder.rbf(layer, k, h, j)
+            elif activation == "maxout":
+                unit = builder.maxout(layer, k, h, j)
+            else:
+                a = builder.affine(layer, k, h, j, j, _unit_name("a", k, j, False, layer.units))
+                if activation == "leaky_relu":
+                    unit = P.leaky_relu(a, slope=float(layer.spec.slope))
+                elif activation == "prelu":
+                    unit = P.prelu(a, builder.parameter(
+                        layer.slope.value[j], f"α{_sub(k)},{_sub(j + 1)}", (k - 1, "slope", (j,))))
+                elif activation == "linear":
+                    unit = a + 0.0
+                else:
+                    unit = _UNIT_OPS[activation](a)
             next_h.append(unit.named(_unit_name("h", k, j, False, layer.units)))
         h = next_h
     loss = _unit_loss(model, h, y).named("L")
@@ -134,6 +130,68 @@ def _weight_name(layer: int, i: int, j: int, is_output: bool, units: int) -> str
     if is_output:
         return f"w{_sub(i + 1)}" if units == 1 else f"W{_sub(i + 1)},{_sub(j + 1)}"
     return f"W{_sub(layer)}:{_sub(i + 1)},{_sub(j + 1)}"
+
+
+class _UnitBuilder:
+    """Scalar parameter nodes and the pre-activation nodes of one unit, recording each
+    parameter's display name, its place in the model and its kind."""
+
+    def __init__(self, parameters: dict[str, Tensor],
+                 sources: dict[str, tuple[int, str, tuple[int, ...]]],
+                 kinds: dict[int, str], penalised: list[Tensor]):
+        self.parameters = parameters
+        self.sources = sources
+        self.kinds = kinds
+        self.penalised = penalised
+
+    def parameter(self, value: Any, name: str, source: tuple[int, str, tuple[int, ...]]
+                  ) -> Tensor:
+        node = Tensor(value, requires_grad=True, name=name)
+        self.parameters[name] = node
+        self.sources[name] = source
+        self.kinds[node.id] = "parameter"
+        return node
+
+    def affine(self, layer: Any, k: int, h: list[Tensor], j: int, column: int, name: str,
+               output: bool = False, piece: str = "") -> Tensor:
+        """a = b + Σ_i w_i h_i for column ``column`` of the layer's weights."""
+        units = layer.units
+        bias_name = _unit_name("b", k, j, output, units) + piece
+        operands: list[Tensor] = [self.parameter(layer.bias.value[column], bias_name,
+                                                 (k - 1, "bias", (column,)))]
+        for i, h_i in enumerate(h):
+            weight = self.parameter(layer.weights.value[i, column],
+                                    _weight_name(k, i, j, output, units) + piece,
+                                    (k - 1, "weights", (i, column)))
+            self.penalised.append(weight)
+            operands += [weight, h_i]
+        return P.unit_sum(len(h))(*operands).named(name)
+
+    def maxout(self, layer: Any, k: int, h: list[Tensor], j: int) -> Tensor:
+        """One affine node per piece, then their max (the chapter's max_i(b_i + w_i · x))."""
+        pieces = layer.spec.pieces
+        parts = [
+            self.affine(layer, k, h, j, j * pieces + p,
+                        _unit_name("a", k, j, False, layer.units) + f".{_sub(p + 1)}",
+                        piece=f".{_sub(p + 1)}")
+            for p in range(pieces)
+        ]
+        return P.unit_max(pieces)(*parts)
+
+    def rbf(self, layer: Any, k: int, h: list[Tensor], j: int) -> Tensor:
+        """a = b − ‖h − w‖² / σ², h = exp(a): a template match (templates are not
+        penalised, like the layer view's weight_tensors)."""
+        unit = f"{_sub(k)},{_sub(j + 1)}"
+        operands: list[Tensor] = [
+            self.parameter(layer.bias.value[j], f"b{unit}", (k - 1, "bias", (j,))),
+            self.parameter(layer.widths.value[j], f"σ{unit}", (k - 1, "widths", (j,))),
+        ]
+        for i, h_i in enumerate(h):
+            operands += [self.parameter(layer.weights.value[i, j],
+                                        f"c{_sub(k)}:{_sub(i + 1)},{_sub(j + 1)}",
+                                        (k - 1, "weights", (i, j))), h_i]
+        a = P.rbf_sum(len(h))(*operands).named(f"a{unit}")
+        return P.exp(a)
 
 
 _UNIT_OPS = {
@@ -486,6 +544,28 @@ class Stepper:
                 + [f"({numbers[i]})({numbers[i + 1]})" for i in range(1, len(numbers), 2)]
             )
             return f"{name} = {symbolic} = {numeric} = {value}"
+        if op == "unit_max":
+            winner = int(np.argmax([float(self.values[p.id]) for p in parents]))
+            return (
+                f"{name} = max({', '.join(names)}) = max({', '.join(numbers)}) = {value}: "
+                f"piece {winner + 1} ({names[winner]}) wins, so the backward pass sends "
+                "the gradient to it alone"
+            )
+        if op == "rbf_sum":
+            pairs = range(2, len(names), 2)
+            symbolic = " + ".join(f"({names[i + 1]} − {names[i]})²" for i in pairs)
+            numeric = " + ".join(f"({numbers[i + 1]} − {numbers[i]})²" for i in pairs)
+            return (
+                f"{name} = {names[0]} − [{symbolic}] / {names[1]}² = "
+                f"{numbers[0]} − [{numeric}] / ({numbers[1]})² = {value}"
+            )
+        if op in ("leaky_relu", "prelu"):
+            slope = _fmt(node.params["slope"]) if op == "leaky_relu" else numbers[1]
+            alpha = "α" if op == "leaky_relu" else names[1]
+            return (
+                f"{name} = max(0, {names[0]}) + {alpha}·min(0, {names[0]}) with {alpha} = "
+                f"{slope}: max(0, {numbers[0]}) + ({slope})·min(0, {numbers[0]}) = {value}"
+            )
         if op == "penalty":
             weights = np.array([float(self.values[p.id]) for p in parents])
             l2, l1 = node.params["l2"], node.params["l1"]

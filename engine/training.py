@@ -53,7 +53,8 @@ class Trainer:
         self.last_loss: float | None = None
         self.diverged: str | None = None
         self._attach_data(self.dataset)
-        self._attach_model(MLP(config.model, self.dataset.input_dim, _classes(self.dataset)))
+        self._attach_model(MLP(config.model, self.dataset.input_dim, _classes(self.dataset),
+                               inputs=self.dataset.x_train))
 
     # ----- counters ----------------------------------------------------------------
     @property
@@ -292,7 +293,7 @@ class Trainer:
         self.config.data = replace(data, points=[list(p) for p in data.points])
         self._attach_data(dataset)
         if dataset.input_dim != old.input_dim or _classes(dataset) != old.classes:
-            model = MLP(old.spec, dataset.input_dim, _classes(dataset))
+            model = MLP(old.spec, dataset.input_dim, _classes(dataset), inputs=dataset.x_train)
             model.rng = old.rng
             for new, kept in zip(model.parameters(), old.parameters()):
                 if new.value.shape == kept.value.shape:
@@ -305,7 +306,8 @@ class Trainer:
         """Fresh initial weights (from ``seed``, or the model spec's own seed), a fresh
         optimiser, and the counters back at zero."""
         spec = self.config.model if seed is None else replace(self.config.model, seed=seed)
-        model = MLP(spec, self.dataset.input_dim, _classes(self.dataset))
+        model = MLP(spec, self.dataset.input_dim, _classes(self.dataset),
+                    inputs=self.dataset.x_train)
         self.steps = 0
         self.last_loss = None
         self.config.model = spec

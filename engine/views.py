@@ -466,8 +466,12 @@ class FrameBuilder:
         else:  # the surface's rows come first: the unit maps index them the same way
             outputs = forward(model, inputs.features[inputs.surface], self._surface_buffers)
         z = outputs[-1][1]
+        surface = self._surface(model, dataset, z[inputs.surface], spec)
+        templates = rbf_templates(model)
+        if templates is not None:
+            surface["templates"] = templates
         frame: dict[str, Any] = {
-            "surface": self._surface(model, dataset, z[inputs.surface], spec),
+            "surface": surface,
             "units": self._unit_maps(model, dataset, outputs, inputs, spec),
             "warps": self._warps(model, outputs, inputs) if warps else None,
         }
@@ -625,6 +629,18 @@ class FrameBuilder:
                               "samples": inputs.samples})
             warps[-1][stage] = view
         return warps
+
+
+def rbf_templates(model: MLP) -> np.ndarray | None:
+    """The first hidden layer's RBF templates as points of the input plane (or line),
+    f4 (units, input_dim), for the surface to mark where each unit responds most; None
+    unless that layer is RBF on the raw inputs (other features put the templates in a
+    space the surface does not draw)."""
+    if not model.layers or model.layers[0].spec.activation != "rbf":
+        return None
+    if list(model.spec.features) != ["x1", "x2"][: model.input_dim]:
+        return None
+    return model.layers[0].weights.value.T.astype(F32)
 
 
 def _mean_prediction(output: Any, z: np.ndarray) -> np.ndarray:

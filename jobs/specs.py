@@ -201,7 +201,8 @@ def load_model(config: dict[str, Any] | Config, weights: dict[str, list] | None)
     """The engine network a session's config describes, with ``weights`` when given."""
     config = Config.from_dict(config) if isinstance(config, dict) else config
     dataset = make_dataset(config.data)
-    model = MLP(config.model, dataset.input_dim, max(dataset.classes, 2))
+    model = MLP(config.model, dataset.input_dim, max(dataset.classes, 2),
+                inputs=dataset.x_train)  # as a live session builds it (RBF templates)
     if weights is not None:
         model.load_state_dict(weights)
     return model

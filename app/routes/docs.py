@@ -27,7 +27,7 @@ def swagger_ui(request: Request) -> HTMLResponse:
   <title>{title}</title>
   <link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css">
   <link rel="stylesheet" href="/static/css/docs.css">
-  <link rel="icon" type="image/png" href="{SWAGGER_UI}/favicon-32x32.png">
+  <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 </head>
 <body>
 <div id="swagger-ui" data-openapi-url="{openapi_url}"></div>

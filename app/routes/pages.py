@@ -9,6 +9,7 @@ import plotly
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from app.assets import folder
 from engine.datasets import DATASETS
 from jobs.specs import SWEEP_DATASETS, DigitsSpec, LandscapeSpec, SpectrumSpec, SweepSpec
 
@@ -73,4 +74,11 @@ def plotly_js() -> FileResponse:
     if not PLOTLY_JS.exists():  # pragma: no cover - a broken install
         raise HTTPException(404, "plotly.min.js is missing from the plotly package")
     return FileResponse(PLOTLY_JS, media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """The icon (an SVG: browsers go by the content type, not the name); pages link it too."""
+    return FileResponse(folder("static") / "favicon.svg", media_type="image/svg+xml",
                         headers={"Cache-Control": "public, max-age=86400"})

@@ -1,6 +1,6 @@
-"""Fig. 6.3: a 784-H-10 MLP (tanh hidden units, softmax output) trained by minibatch SGD
-on 28 × 28 digits shipped with the package, and 2-D maps of where test digits lie in the
-input space and in the hidden layer's space.
+"""Fig. 6.3's 784-H-10 MLP (here with tanh hidden units and a softmax output), trained by
+minibatch SGD on 28 × 28 digits shipped with the package, and 2-D maps of where test digits
+lie in the input space and in the hidden layer's space.
 
 The figure's point: classes that overlap in pixel space are pulled into better separated
 clusters by the hidden layer, so that the linear output layer can tell them apart. The

@@ -6,7 +6,7 @@
 import { FEATURE_LABELS } from "./network.js";
 import { classColor } from "./palette.js";
 
-// Which output units suit which task (engine.datasets.LOSS_TASKS, section 6.3.1).
+// Which output units suit which task (engine.datasets.LOSS_TASKS, section 6.3.2).
 const LOSS_TASKS = {
   bernoulli: ["binary"],
   softmax: ["binary", "multiclass"],
@@ -186,8 +186,10 @@ export class Controls {
 
   syncLosses(config, info) {
     const select = document.getElementById("loss");
-    const task = info ? info.task : "binary";
-    const wanted = Object.keys(LOSS_TASKS).filter((loss) => LOSS_TASKS[loss].includes(task) || (config.data.name === "user"));
+    // a file's points may hold regression targets (data.target "value", issue 12)
+    const fileValues = config.data.name === "user" && config.data.target === "value";
+    const task = fileValues ? "regression" : info ? info.task : "binary";
+    const wanted = Object.keys(LOSS_TASKS).filter((loss) => LOSS_TASKS[loss].includes(task) || (config.data.name === "user" && !fileValues));
     const current = [...select.options].map((o) => o.value).join(",");
     if (current !== wanted.join(",")) {
       select.textContent = "";
@@ -202,7 +204,7 @@ export class Controls {
   }
 
   syncFeatures(config, info) {
-    const oneInput = info && info.input_dim === 1;
+    const oneInput = config.data.name === "user" ? config.data.inputs === 1 : info && info.input_dim === 1;
     const names = oneInput ? ["x1", "x1_squared", "sin_x1"] : Object.keys(FEATURE_LABELS);
     const key = names.join(",");
     if (this.featureKey !== key) {

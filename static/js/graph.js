@@ -36,7 +36,13 @@ export function formatValue(value, shape) {
 const ACTIVATION_WORDS = {
   tanh: "tanh(a)", relu: "max(0, a), the rectified linear unit", sigmoid: "σ(a) = 1 / (1 + e⁻ᵃ)",
   softplus: "ζ(a) = log(1 + eᵃ)", hard_tanh: "max(−1, min(1, a))", absolute: "|a|",
+  leaky_relu: "max(0, a) + α min(0, a) with a small fixed α, the leaky ReLU",
+  prelu: "max(0, a) + α min(0, a), the PReLU, whose slope α is learned",
+  unit_max: "the largest of the unit's pieces, the maxout unit; the gradient flows back to the winning piece only",
 };
+// exp is an RBF unit's output only when it is a hidden activation h (elsewhere, e.g. u₃ of
+// Fig. 6.7 or inside a loss, it is just exp)
+const RBF_OUTPUT = "exp(a), the radial basis function unit's output (its largest, e^b, at the template; smaller with distance)";
 
 export function describeNode(node, graph) {
   const name = node.name;
@@ -52,6 +58,9 @@ export function describeNode(node, graph) {
   if (node.kind === "input") return `input ${name}: a feature of the example x`;
   if (node.kind === "parameter") {
     if (/^b/.test(name)) return `bias ${name}: a parameter θ; it shifts a unit's pre-activation a, and biases are not penalised by Ω`;
+    if (/^α/.test(name)) return `slope ${name}: a parameter θ; the PReLU unit's slope for negative a, learned like a weight`;
+    if (/^σ/.test(name)) return `width ${name}: a parameter θ; how fast the RBF unit's response falls off with distance from its template`;
+    if (/^c/.test(name)) return `template coordinate ${name}: a parameter θ; one coordinate of the point the RBF unit compares its input with`;
     return `weight ${name}: a parameter θ; it multiplies a unit's input h in a = b + Σ w h (penalised by Ω)`;
   }
   if (node.kind === "constant") {
@@ -64,14 +73,17 @@ export function describeNode(node, graph) {
   if (name === "J") return "cost J = L + Ω: the loss plus the weight penalty, what gradient descent minimises; the backward pass starts here with ∂J/∂J = 1";
   if (name === "L") return "loss L = −log p(y | x): the negative log-likelihood of the target under the output unit";
   if (name === "Ω" || node.op === "penalty") return "penalty Ω(θ) = λ₂/2 Σ w² + λ₁ Σ |w|, on the weights only (weight decay)";
+  if (node.op === "unit_sum" && /\.[₀-₉]+$/.test(name)) return `piece ${name} = b + Σ W h: one of a maxout unit's affine pieces`;
   if (node.op === "unit_sum") {
     if (/^z/.test(name)) return `output pre-activation ${name} = b + Σ w h: the logit or mean the output unit turns into p(y | x)`;
     return `pre-activation ${name} = b + Σ W h: the affine step of one hidden unit`;
   }
+  if (node.op === "rbf_sum") return `${name} = b − Σ (h − c)² / σ²: how close the unit's input is to its template c`;
   if (node.op === "affine") {
     if (name === "z") return "output pre-activations z = h W + b, one row per example";
     return `pre-activations ${name} = h W + b: the affine step of a whole layer, one row per example`;
   }
+  if (node.op === "exp" && /^h/.test(name)) return `activation ${name} = ${RBF_OUTPUT}: the hidden unit's non-linearity φ`;
   if (ACTIVATION_WORDS[node.op]) return `activation ${name} = ${ACTIVATION_WORDS[node.op]}: the hidden unit's non-linearity φ`;
   if (node.op === "stack") return "z: the output pre-activations gathered into one vector for the softmax";
   if (/^u/.test(name)) return `intermediate value ${name} (the chapter's u⁽ⁱ⁾), computed by ${node.op}`;
@@ -318,6 +330,7 @@ export class GraphView {
     const node = this.nodes.get(id);
     const box = this.boxes.get(id);
     if (!node || !box) return;
+    if (node.op === "unit_max") this.markWinner(node);
     const hasValue = node.value !== null && node.value !== undefined;
     const hasGrad = node.grad !== null && node.grad !== undefined;
     box.group.classList.toggle("has-value", hasValue && node.kind === "operation");
@@ -332,6 +345,21 @@ export class GraphView {
     } else {
       box.value.textContent = hasValue ? formatValue(node.value, node.shape) : "·";
       box.grad.textContent = hasGrad ? `∂J: ${formatValue(node.grad, node.shape)}` : "";
+    }
+  }
+
+  // A maxout unit (max over its pieces): once computed, the arc from the winning piece is
+  // drawn bold and the others faded, since the backward pass sends the gradient to it alone.
+  markWinner(node) {
+    const computed = node.value !== null && node.value !== undefined;
+    const values = node.parents.map((parent) => this.nodes.get(parent).value);
+    const winner = computed ? node.parents[values.indexOf(Math.max(...values))] : null;
+    for (const edge of this.edges) {
+      if (edge.to !== node.id) continue;
+      edge.path.classList.toggle("winner", computed && edge.from === winner);
+      edge.path.classList.toggle("loser", computed && edge.from !== winner);
+      const piece = this.boxes.get(edge.from);
+      if (piece) piece.group.classList.toggle("losing-piece", computed && edge.from !== winner);
     }
   }
 

@@ -10,6 +10,7 @@ import { CurvesView } from "./curves.js";
 import { Controls } from "./controls.js";
 import { CanvasDescriber } from "./describe.js";
 import { DEFAULT_PALETTE, PALETTES, setPalette } from "./palette.js";
+import { OwnData } from "./owndata.js";
 
 const ACTIVATIONS = ["tanh", "relu", "leaky_relu", "prelu", "sigmoid", "softplus", "hard_tanh", "abs", "maxout", "rbf", "linear"];
 const body = document.body;
@@ -94,6 +95,14 @@ const controls = new Controls(document.getElementById("controls"), {
   onImport: (text) => importFile(text),
 });
 
+// a learner's own CSV file (issue 12): the server checks it; its error shows by the button
+const ownData = new OwnData(document.getElementById("own-data"), {
+  onCsv: (message) => { controls.clearError("csv"); send(message); },
+  onJson: (text) => importFile(text),
+  onError: (text) => controls.showError("csv", text),
+  limits: () => state.limits,
+});
+
 document.querySelectorAll('input[name="stage"]').forEach((radio) => {
   radio.addEventListener("change", () => {
     if (!radio.checked) return;
@@ -164,7 +173,7 @@ async function hello(message) {
   if (!connectedOnce) {
     connectedOnce = true;
     const presets = await presetsPromise;
-    const start = initial || defaultPreset(presets);
+    const start = initial || presetFromQuery(presets) || defaultPreset(presets);
     // Training starts once every view has drawn the first frame (the initial weights): the
     // page draws cold without the server's training competing for the CPU (where both run
     // on one machine), and the learner sees where the network starts from.
@@ -207,6 +216,7 @@ function accepted(message) {
   state.accept(message);
   controls.clearAllErrors();
   controls.sync(state.config, { network: state.network, speed: state.speed, playing: state.playing });
+  ownData.sync(state.network);
   if (previousConfig) applyNetwork();
   else buildFirstModel();
   if (message.notes && message.notes.length) showNotice(message.notes.join(" "), true);
@@ -273,6 +283,7 @@ function rejected(message) {
   if (message.command === "patch" && lastPatchPath && (!field || field === "value")) field = lastPatchPath;
   if (message.command === "add_point" || message.command === "remove_point") field = "x";
   if (message.command === "set_weight") field = "model.layers";
+  if (message.command === "load_csv") field = "csv";
   if (message.command === "patch" && field && !field.includes(".")) field = lastPatchPath || field;
   controls.showError(field, text);
 }
@@ -296,6 +307,20 @@ function applyNetwork({ network: withNetwork = true, warps: withWarps = true } =
 function defaultPreset(presets) {
   if (!presets || !presets.length) return null;
   const preset = presets.find((p) => p.default) || presets.find((p) => p.name === "default") || presets[0];
+  return { config: preset.config };
+}
+
+// `/?preset=NAME` opens the playground on a named preset (the /labs index links to them); a
+// configuration in the link's hash (a shared link) comes first.
+function presetFromQuery(presets) {
+  const name = new URLSearchParams(location.search).get("preset");
+  if (!name) return null;
+  const preset = (presets || []).find((p) => p.name === name);
+  if (!preset) {
+    showNotice(`There is no preset called “${name}”; the default network is shown instead.`);
+    return null;
+  }
+  controls.preset.value = preset.name;
   return { config: preset.config };
 }
 

@@ -212,6 +212,10 @@ function adaptSurface(surface) {
       channels, height: shape[shape.length - 2], width: shape[shape.length - 1],
     };
   }
+  if (surface.templates) {
+    // RBF units' templates (units × input dims) for the surface's markers
+    out.templates = { data: typed(surface.templates), dims: surface.templates.shape[1] };
+  }
   if (surface.kind === "curve") {
     out.x = typed(surface.x);
     out.mean = typed(surface.mean);

@@ -21,7 +21,7 @@ const state = {
   event: null,
   cursor: { phase: "forward", position: 0, steps: 0, next: null },
   selected: null,
-  source: { example: 0, batch: 1, level: "auto", preset: null },
+  source: { example: 0, batch: 1, level: "auto", preset: null, u1: 0.8 },
   trainSize: null,
   pending: new Map(), // command id -> what it was for
   connected: false,
@@ -100,7 +100,7 @@ function openGraph() {
   clearErrors();
   const source = state.source;
   if (source.preset) {
-    send({ type: "graph_open", preset: source.preset });
+    send({ type: "graph_open", preset: source.preset, u1: source.u1 });
     return;
   }
   const command = { type: "graph_open", level: source.level };
@@ -147,6 +147,8 @@ function showGraph(graph) {
   message.hidden = !graph.message;
   if (graph.preset === "fig_6_7") {
     $("graph-caption").textContent = "Fig. 6.7: u₂ = u₁², u₃ = exp(u₁ + u₂) at u₁ = " + formatNumber(graph.x[0][0]);
+    // both paths from u₁ to u₃ with their products, straight away: moving u₁ shows them change
+    if (graph.parameters.includes("u₁")) send({ type: "graph_paths", parameter: "u₁" });
   } else {
     const which = graph.batch ? `minibatch of ${graph.batch.length} training examples (${graph.batch[0]}…${graph.batch[graph.batch.length - 1]})`
       : `training example ${graph.example}`;
@@ -419,7 +421,7 @@ function updateLinks() {
   const fragment = `c=${encodeBase64Url(JSON.stringify(payload))}`;
   $("playground-link").href = `/#${fragment}`;
   const source = state.source;
-  const extra = source.preset ? `&preset=${source.preset}` : `&e=${source.example}&m=${source.batch}&level=${source.level}`;
+  const extra = source.preset ? `&preset=${source.preset}&u1=${source.u1}` : `&e=${source.example}&m=${source.batch}&level=${source.level}`;
   history.replaceState(null, "", `${location.pathname}#${fragment}${extra}`);
 }
 
@@ -464,9 +466,34 @@ $("open-network").addEventListener("click", () => {
   openGraph();
 });
 $("open-fig67").addEventListener("click", () => {
+  if (!readU1()) return;
   state.source.preset = "fig_6_7";
   openGraph();
 });
+// u₁ of Fig. 6.7: the slider and the number field show the same value; either opens the example
+function readU1() {
+  const slot = $("source-error");
+  const text = $("fig67-u1").value.trim();
+  const u1 = Number(text);
+  if (text === "" || !Number.isFinite(u1) || u1 < -3 || u1 > 3) {
+    slot.textContent = "u₁: a number from −3 to 3";
+    return false;
+  }
+  slot.textContent = "";
+  state.source.u1 = u1;
+  $("fig67-u1-slider").value = String(u1);
+  return true;
+}
+function openFig67() {
+  if (!readU1()) return;
+  state.source.preset = "fig_6_7";
+  openGraph();
+}
+$("fig67-u1-slider").addEventListener("input", () => {
+  $("fig67-u1").value = $("fig67-u1-slider").value;
+  openFig67();
+});
+$("fig67-u1").addEventListener("change", () => openFig67());
 for (const id of ["example", "batch-size"]) {
   $(id).addEventListener("change", () => {
     if (!readSource()) return;
@@ -536,6 +563,10 @@ async function start() {
   if (Number.isInteger(batch) && batch >= 1 && batch <= 64) state.source.batch = batch;
   if (["auto", "unit", "layer"].includes(params.get("level"))) state.source.level = params.get("level");
   if (params.get("preset") === "fig_6_7") state.source.preset = "fig_6_7";
+  const u1 = Number(params.get("u1"));
+  if (params.has("u1") && Number.isFinite(u1) && u1 >= -3 && u1 <= 3) state.source.u1 = u1;
+  $("fig67-u1").value = String(state.source.u1);
+  $("fig67-u1-slider").value = String(state.source.u1);
   $("example").value = String(state.source.example);
   $("batch-size").value = String(state.source.batch);
   $("level").value = state.source.level;

@@ -148,6 +148,8 @@ export class SurfaceView {
       ctx.fillRect(inner.left, inner.top, inner.width, inner.height);
       if (this.unitMap) this.drawUnitMap(ctx);
       else if (this.surface) this.drawSurface(ctx);
+      this.templatesDrawn = 0;
+      if (this.surface && this.surface.templates) this.drawTemplates(ctx, this.surface.templates);
       this.dirty = false;
       this.frames += 1;
     }
@@ -245,6 +247,34 @@ export class SurfaceView {
     ctx.strokeStyle = "#c0392b";
     ctx.lineWidth = 2;
     ctx.stroke();
+  }
+
+  // RBF units' templates: a cross at each centre (on a 1-D plot, a tick on the x axis),
+  // larger than a data point so that a template sitting on its example stays visible.
+  drawTemplates(ctx, templates) {
+    const area = this.area;
+    const { data, dims } = templates;
+    const inner = area.inner;
+    const points = [];
+    for (let i = 0; i + dims <= data.length; i += dims) {
+      const x = area.px(data[i]);
+      const y = dims === 1 ? inner.top + inner.height - 7 : area.py(data[i + 1]);
+      if (x >= inner.left && x <= inner.left + inner.width && y >= inner.top && y <= inner.top + inner.height) points.push([x, y]);
+    }
+    ctx.save();
+    ctx.lineCap = "round";
+    for (const [width, colour] of [[4.5, "rgba(255,255,255,0.95)"], [2, "#1d2630"]]) {
+      ctx.lineWidth = width;
+      ctx.strokeStyle = colour;
+      ctx.beginPath();
+      for (const [x, y] of points) {
+        ctx.moveTo(x - 6, y - 6); ctx.lineTo(x + 6, y + 6);
+        ctx.moveTo(x - 6, y + 6); ctx.lineTo(x + 6, y - 6);
+      }
+      ctx.stroke();
+    }
+    ctx.restore();
+    this.templatesDrawn = points.length;
   }
 
   drawUnitMap(ctx) {

@@ -80,6 +80,15 @@ class EngineOps:
     def penalty(self, *weights: Any, l2: float, l1: float) -> Any:
         return primitives.scalar_penalty(len(weights))(*weights, l2=l2, l1=l1)
 
+    def unit_max(self, *parts: Any) -> Any:
+        return primitives.unit_max(len(parts))(*parts)
+
+    def rbf_sum(self, bias: Any, width: Any, *pairs: Any) -> Any:
+        return primitives.rbf_sum(len(pairs) // 2)(bias, width, *pairs)
+
+    def leaky_relu(self, x: Any, slope: float) -> Any:
+        return PRIMITIVES["leaky_relu"](x, slope=slope)
+
     def __getattr__(self, name: str) -> Any:
         # add, subtract, multiply, divide, negative, power, matmul, exp, log, sin, cos,
         # tanh, sigmoid, softplus, relu, abs, hard_tanh: positional inputs only
@@ -172,6 +181,23 @@ def torch_ops() -> Any:
         def penalty(*weights: Any, l2: float, l1: float) -> Any:
             flat = torch.stack(weights)
             return 0.5 * l2 * (flat * flat).sum() + l1 * flat.abs().sum()
+
+        @staticmethod
+        def unit_max(*parts: Any) -> Any:
+            return torch.stack(parts).max()
+
+        @staticmethod
+        def rbf_sum(bias: Any, width: Any, *pairs: Any) -> Any:
+            squared = sum((pairs[i + 1] - pairs[i]) ** 2 for i in range(0, len(pairs), 2))
+            return bias - squared / width**2
+
+        @staticmethod
+        def leaky_relu(x: Any, slope: float) -> Any:
+            return torch.nn.functional.leaky_relu(x, slope)
+
+        @staticmethod
+        def prelu(x: Any, slope: Any) -> Any:
+            return torch.where(x > 0, x, slope * x)
 
         @staticmethod
         def affine(h: Any, weights: Any, bias: Any) -> Any:
@@ -448,6 +474,26 @@ def _build_cases() -> list[Case]:
         "stack", "scalars", lambda ops, a, b, c: ops.stack(a, b, c), *(smooth(()) for _ in range(3))
     )
     add_case("stack", "vectors", lambda ops, a, b: ops.stack(a, b), smooth((4,)), smooth((4,)))
+    add_case(
+        "unit_max",
+        "three-pieces",
+        lambda ops, a, b, c: ops.unit_max(a, b, c),
+        np.array(0.4), np.array(-0.7), np.array(1.3),
+    )
+    add_case(
+        "rbf_sum",
+        "fan-in-2",
+        lambda ops, b, width, w1, h1, w2, h2: ops.rbf_sum(b, width, w1, h1, w2, h2),
+        smooth(()), positive(()), *(smooth(()) for _ in range(4)),
+    )
+    add_case("leaky_relu", "matrix", lambda ops, x: ops.leaky_relu(x, 0.1),
+             away_from_zero((3, 4)))
+    add_case(
+        "prelu",
+        "slope-per-column",
+        lambda ops, x, slope: ops.prelu(x, slope),
+        away_from_zero((3, 4)), _rng.uniform(0.05, 0.5, (4,)),
+    )
     add_case(
         "penalty",
         "l2-and-l1",

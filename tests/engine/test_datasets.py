@@ -277,3 +277,34 @@ def test_user_points_pin_their_side_with_a_fourth_number():
         make_dataset(DataSpec(name="user", points=[[0.0, 0.0, 0, 2]] + rows[1:]))
     with pytest.raises(ValueError, match=r"data.points\[1\] must be \[x1, x2, label\]"):
         make_dataset(DataSpec(name="user", points=[rows[0], [1.0, 1.0]]))
+
+
+# ----- points from a file (issue 12): one input, regression targets ---------------------
+def test_user_points_with_regression_targets_over_one_and_two_inputs():
+    one = make_dataset(DataSpec(name="user", points=[[0.0, 1.5, 1], [1.0, -2.0, 1], [2.0, 0.25, 0]],
+                                inputs=1, target="value"))
+    assert (one.task, one.input_dim, one.classes) == ("regression", 1, 0)
+    assert one.x_test.tolist() == [[2.0]] and one.y_test.tolist() == [0.25]
+    assert one.target_extent[0] < -2.0 < 1.5 < one.target_extent[1]
+    two = make_dataset(DataSpec(name="user", points=[[0, 0, 0.5], [1, 1, 7.5], [2, 1, -3.0]],
+                                target="value"))
+    assert (two.task, two.input_dim) == ("regression", 2)
+    assert sorted(two.y.tolist()) == [-3.0, 0.5, 7.5]  # real targets, not classes
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"inputs": 1, "target": "class", "points": [[0, 0], [1, 1]]},
+         r"data\.inputs: points with one coordinate need target 'value'"),
+        ({"inputs": 3, "points": [[0, 0, 0], [1, 1, 1]]}, r"data\.inputs: user points have 1"),
+        ({"target": "probability", "points": [[0, 0, 0], [1, 1, 1]]}, r"data\.target must be"),
+        ({"inputs": 1, "target": "value", "points": [[0, 0], [1, 1, 1, 1]]},
+         r"data\.points\[1\] must be \[x1, y\] or \[x1, y, train\]"),
+        ({"inputs": 1, "target": "value", "points": [[0, 0], [1, float("inf")]]},
+         r"data\.points\[1\] contains NaN or infinity"),
+    ],
+)
+def test_bad_user_points_from_a_file(fields, message):
+    with pytest.raises(ValueError, match=message):
+        make_dataset(DataSpec(name="user", **fields))

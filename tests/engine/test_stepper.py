@@ -200,11 +200,11 @@ def test_large_or_unsupported_networks_fall_back_to_the_layer_view():
     big = small_model(units=(16, 16, 16))
     graph = build_graph(big, np.array([0.1, 0.2]), 1.0, level="unit")
     assert graph.level == "layer" and "at most" in graph.message
-    maxout = small_model("maxout", units=(3,))
-    graph = build_graph(maxout, np.array([0.1, 0.2]), 1.0, level="unit")
-    assert graph.level == "layer" and "maxout" in graph.message
+    mixture = small_model("maxout", loss="mixture", units=(3,))
+    graph = build_graph(mixture, np.array([0.1, 0.2]), 1.0, level="unit")
+    assert graph.level == "layer" and "mixture" in graph.message
     with pytest.raises(ValueError, match="level"):
-        build_graph(maxout, np.array([0.1, 0.2]), 1.0, level="pixels")
+        build_graph(mixture, np.array([0.1, 0.2]), 1.0, level="pixels")
 
 
 def test_gradient_check_flags_a_wrong_derivative():
