@@ -26,6 +26,7 @@ def swagger_ui(request: Request) -> HTMLResponse:
   <meta charset="utf-8">
   <title>{title}</title>
   <link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css">
+  <link rel="stylesheet" href="/static/css/docs.css">
   <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 </head>
 <body>

@@ -257,6 +257,11 @@ export class Controls {
     else if (classes) select.value = "1";
   }
 
+  // The palette changed: the class choices take their new colours.
+  recolour() {
+    for (const option of document.getElementById("point-class").options) option.style.color = classColor(Number(option.value));
+  }
+
   syncPreset(config) {
     const text = JSON.stringify(config);
     const match = this.presets.find((p) => JSON.stringify(normalise(p.config, config)) === text);

@@ -228,6 +228,37 @@ export class GraphView {
     this.container.replaceChildren(svg);
     this.svg = svg;
     for (const id of this.nodes.keys()) this.paint(id);
+    // one node in the tab order (roving focus): Tab reaches the graph once, ↑ ↓ move along
+    // the nodes in computation order, Enter or Space selects one (as a click does)
+    this.order = graph.nodes.map((node) => node.id);
+    this.focusable = null;
+    if (this.order.length) this.makeFocusable(this.order[0]);
+  }
+
+  makeFocusable(id) {
+    if (this.focusable !== null && this.boxes.has(this.focusable)) this.boxes.get(this.focusable).group.setAttribute("tabindex", "-1");
+    this.focusable = id;
+    this.boxes.get(id).group.setAttribute("tabindex", "0");
+  }
+
+  // Keys on a focused node: ↑ ↓ Home End move, Enter and Space select.
+  nodeKey(id, event) {
+    const at = this.order.indexOf(id);
+    let to = null;
+    if (event.key === "ArrowDown") to = Math.min(this.order.length - 1, at + 1);
+    else if (event.key === "ArrowUp") to = Math.max(0, at - 1);
+    else if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      event.stopPropagation();
+      if (this.handlers.onSelect) this.handlers.onSelect(id);
+      return;
+    }
+    if (to === null) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const next = this.order[to];
+    this.makeFocusable(next);
+    this.boxes.get(next).group.focus();
   }
 
   buildNode(layer, node, x, y, width, height, compact) {
@@ -269,7 +300,14 @@ export class GraphView {
       grad.setAttribute("text-anchor", "middle");
       group.append(value, grad);
     }
+    group.setAttribute("role", "button");
+    group.setAttribute("tabindex", "-1");
     group.addEventListener("click", () => this.handlers.onSelect && this.handlers.onSelect(node.id));
+    group.addEventListener("keydown", (event) => this.nodeKey(node.id, event));
+    group.addEventListener("focus", () => {
+      this.makeFocusable(node.id);
+      this.reveal(this.boxes.get(node.id));
+    });
     group.addEventListener("mouseenter", (event) => this.hover(node.id, event));
     group.addEventListener("mousemove", (event) => this.hover(node.id, event));
     group.addEventListener("mouseleave", () => this.hover(null));
@@ -297,6 +335,10 @@ export class GraphView {
     const hasGrad = node.grad !== null && node.grad !== undefined;
     box.group.classList.toggle("has-value", hasValue && node.kind === "operation");
     box.group.classList.toggle("has-grad", hasGrad);
+    // what a screen reader says for the node: its name, what it is, what is known of it
+    const known = [hasValue ? `value ${formatValue(node.value, node.shape)}` : "value not computed yet"];
+    if (hasGrad) known.push(`∂J/∂${node.name} ${formatValue(node.grad, node.shape)}`);
+    box.group.setAttribute("aria-label", `${node.name}: ${describeNode(node, this.graph)}; ${known.join("; ")}`);
     if (this.compact) {
       box.value.textContent = hasGrad ? `∂ ${formatValue(node.grad, node.shape)}` : hasValue ? formatValue(node.value, node.shape) : "";
       box.value.setAttribute("class", `node-value${hasGrad ? " grad" : ""}`);

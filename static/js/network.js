@@ -30,7 +30,25 @@ export class NetworkView {
     this.handlers = handlers;
     this.canvas = document.createElement("canvas");
     this.canvas.className = "network-canvas";
+    // a text alternative for what the canvas shows (describe.js keeps it current)
+    this.canvas.setAttribute("role", "img");
+    this.canvas.setAttribute("aria-label", "Network diagram");
+    // the keyboard's way in (issue 12): arrows move over units, W through a unit's weights,
+    // Enter edits what is chosen; the choice is spoken through `announcer`
+    this.canvas.tabIndex = 0;
+    this.canvas.setAttribute("aria-keyshortcuts", "ArrowUp ArrowDown ArrowLeft ArrowRight W Enter Escape");
     container.appendChild(this.canvas);
+    const keys = document.createElement("p");
+    keys.id = "network-keys";
+    keys.className = "visually-hidden";
+    keys.textContent = "Keys: the arrows choose a unit, W goes through the weights into it, Enter edits its bias or the chosen weight, Escape lets go.";
+    container.appendChild(keys);
+    this.canvas.setAttribute("aria-describedby", keys.id);
+    this.announcer = document.createElement("div");
+    this.announcer.className = "visually-hidden";
+    this.announcer.setAttribute("role", "status");
+    container.appendChild(this.announcer);
+    this.keyTarget = null; // {column, unit} or {layer, i, j}: what the keyboard chose
     this.context = this.canvas.getContext("2d", CANVAS_OPTIONS);
     this.controls = document.createElement("div");
     this.controls.className = "network-controls";
@@ -62,6 +80,12 @@ export class NetworkView {
     this.canvas.addEventListener("mousemove", (event) => this.mouseMove(event));
     this.canvas.addEventListener("mouseleave", () => this.setHovered(null));
     this.canvas.addEventListener("click", (event) => this.click(event));
+    this.canvas.addEventListener("keydown", (event) => this.key(event));
+    this.canvas.addEventListener("focus", () => {
+      // from the keyboard only: a click focuses the canvas too, and the pointer chooses then
+      if (this.canvas.matches(":focus-visible")) this.chooseByKey(this.keyTarget || { column: 1, unit: 0 });
+    });
+    this.canvas.addEventListener("blur", () => { if (this.editor.hidden) this.setHovered(null); });
     this.urgent = false; // an interaction to show at once, whatever the frame-rate budget
   }
 
@@ -80,6 +104,15 @@ export class NetworkView {
   }
 
   setActivations(list) { this.activations = list; }
+
+  // The palette changed (palette.js rewrote its tables): paint every thumbnail again.
+  recolour() {
+    this.featureMaps = null;
+    this.version += 1;
+    this.pass = null;
+    this.dirty = true;
+    this.urgent = true;
+  }
 
   // model: {features, layers: [{units, activation, pieces}], outputs, loss, inputDim, extent}
   setModel(model) {
@@ -159,6 +192,10 @@ export class NetworkView {
 
   // ----- per-layer HTML controls ---------------------------------------------------------
   buildControls() {
+    // the keyboard's place among the controls survives their rebuild (a unit added by Enter
+    // leaves the focus on the same button of the new controls)
+    const active = document.activeElement;
+    const focused = active && this.controls.contains(active) ? controlKey(active) : null;
     this.controls.textContent = "";
     const model = this.model;
     if (!model) return;
@@ -194,6 +231,8 @@ export class NetworkView {
       select.className = "activation-select";
       select.dataset.layer = String(k + 1);
       select.title = `activation φ of layer ${k + 1}: h${superscript(k + 1)} = φ(a${superscript(k + 1)})`;
+      // a title alone is not a label (axe: label-title-only)
+      select.setAttribute("aria-label", `activation of layer ${k + 1}`);
       for (const name of this.activations) {
         const option = document.createElement("option");
         option.value = name;
@@ -209,6 +248,10 @@ export class NetworkView {
       return box;
     });
     this.positionControls();
+    if (focused) {
+      const again = [...this.controls.querySelectorAll("button, select, input")].find((element) => controlKey(element) === focused);
+      if (again && !again.disabled) again.focus();
+    }
   }
 
   // The unit's own parameter, where it has one: the leaky/PReLU slope α, maxout's pieces k.
@@ -622,6 +665,79 @@ export class NetworkView {
     this.openEditor(target);
   }
 
+  // ----- the keyboard ---------------------------------------------------------------------------
+  // A target as `hit` gives it (for the tooltip, the highlight and the editor) from a choice
+  // {column, unit} or {layer, i, j}, clamped to the diagram as it is now; null if it has none.
+  targetOf(choice) {
+    const cols = this.cols || [];
+    if (!cols.length) return null;
+    const size = this.unitSize;
+    if (choice.layer !== undefined) {
+      for (const link of this.links()) {
+        if (link.layer === choice.layer && link.i === choice.i && link.j === choice.j) {
+          const x = (link.from.x + size + link.to.x) / 2;
+          const y = (link.from.y + link.to.y + size) / 2;
+          return { kind: "link", ...link, x, y };
+        }
+      }
+      return null;
+    }
+    const c = Math.max(0, Math.min(cols.length - 1, choice.column));
+    const u = Math.max(0, Math.min(cols[c].units.length - 1, choice.unit));
+    const unit = cols[c].units[u];
+    return { kind: "unit", layer: c, unit: u, column: cols[c], x: unit.x + size / 2, y: unit.y + size / 2 };
+  }
+
+  chooseByKey(choice) {
+    const target = this.targetOf(choice);
+    if (!target) return;
+    this.keyTarget = target.kind === "link" ? { layer: target.layer, i: target.i, j: target.j } : { column: target.layer, unit: target.unit };
+    this.setHovered(target);
+    // the tooltip's words, for a screen reader
+    const text = this.describe(target).replace(/<br>/g, ". ").replace(/<[^>]+>/g, "").replace(/click to/g, "Enter to");
+    if (this.announcer.textContent !== text) this.announcer.textContent = text;
+  }
+
+  key(event) {
+    if (!this.model || !this.cols || !this.cols.length || event.ctrlKey || event.metaKey || event.altKey) return;
+    const choice = this.keyTarget || { column: 1, unit: 0 };
+    const link = choice.layer !== undefined;
+    const unitChoice = link ? { column: choice.layer, unit: choice.j } : choice;
+    let next = null;
+    if (event.key === "ArrowUp" || event.key === "ArrowDown") {
+      const step = event.key === "ArrowUp" ? -1 : 1;
+      if (link) {
+        const fanIn = choice.layer === 1 ? this.featureRows().length : this.cols[choice.layer - 1].units.length;
+        next = { ...choice, i: (choice.i + step + fanIn) % fanIn };
+      } else {
+        next = { column: choice.column, unit: choice.unit + step };
+      }
+    } else if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+      next = { column: unitChoice.column + (event.key === "ArrowLeft" ? -1 : 1), unit: unitChoice.unit };
+    } else if (event.key === "w" || event.key === "W") {
+      // through the weights into the chosen unit (none into the inputs)
+      if (unitChoice.column < 1) return;
+      next = link ? { ...choice, i: choice.i + 1 } : { layer: unitChoice.column, i: 0, j: unitChoice.unit };
+      if (link && !this.targetOf(next)) next = { ...choice, i: 0 };
+    } else if (event.key === "Enter" || event.key === " ") {
+      const target = this.targetOf(choice);
+      if (!target) return;
+      if (target.kind === "unit" && target.column.kind === "input") {
+        if (this.handlers.onToggleFeature) this.handlers.onToggleFeature(target.column.names[target.unit]);
+      } else {
+        this.openEditor(target);
+        this.editorByKey = true;
+      }
+    } else if (event.key === "Escape") {
+      this.setHovered(null);
+    } else {
+      return;
+    }
+    event.preventDefault();
+    event.stopPropagation(); // the page's own keys (space, →) stay out of the diagram
+    if (next) this.chooseByKey(next);
+  }
+
   // ----- the weight / bias editor -------------------------------------------------------------
   buildEditor() {
     const form = document.createElement("form");
@@ -693,7 +809,20 @@ export class NetworkView {
   closeEditor() {
     this.editor.hidden = true;
     this.editing = null;
+    if (this.editorByKey) {
+      // back where the keyboard was
+      this.editorByKey = false;
+      this.canvas.focus();
+    }
   }
+}
+
+// Which control this is, the same for its copy in rebuilt controls: its action (or class)
+// and its layer.
+function controlKey(element) {
+  const box = element.closest(".layer-controls");
+  const what = element.dataset.action || element.dataset.path || element.className;
+  return `${what}@${box ? box.dataset.layer : "bar"}`;
 }
 
 function button(text, title, onClick) {

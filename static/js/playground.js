@@ -8,6 +8,8 @@ import { WarpView } from "./warp.js";
 import { NetworkView } from "./network.js";
 import { CurvesView } from "./curves.js";
 import { Controls } from "./controls.js";
+import { CanvasDescriber } from "./describe.js";
+import { DEFAULT_PALETTE, PALETTES, setPalette } from "./palette.js";
 import { OwnData } from "./owndata.js";
 
 const ACTIVATIONS = ["tanh", "relu", "leaky_relu", "prelu", "sigmoid", "softplus", "hard_tanh", "abs", "maxout", "rbf", "linear"];
@@ -121,6 +123,35 @@ document.getElementById("point-class").addEventListener("change", (event) => {
   state.options.pointClass = Number(event.target.value);
 });
 
+// ----- access (issue 12): colours and the canvases' text alternatives -------------------------
+const paletteSelect = document.getElementById("palette");
+for (const [name, palette] of Object.entries(PALETTES)) paletteSelect.add(new Option(palette.title, name));
+paletteSelect.addEventListener("change", () => {
+  usePalette(paletteSelect.value);
+  syncUrl(); // the link carries the palette
+});
+function usePalette(name) {
+  if (!setPalette(name)) return false;
+  state.options.palette = name;
+  paletteSelect.value = name;
+  surface.recolour();
+  warps.recolour();
+  network.recolour();
+  controls.recolour();
+  return true;
+}
+const describer = new CanvasDescriber({
+  targets: {
+    surface: document.getElementById("surface"),
+    network: network.canvas,
+    loss: document.getElementById("curve-loss"),
+    accuracy: document.getElementById("curve-accuracy"),
+    norms: document.getElementById("curve-norms"),
+  },
+  status: document.getElementById("canvas-status"),
+  read: () => ({ frame: lastFrame, state }),
+});
+
 function send(message) {
   if (message.type === "patch") lastPatchPath = message.op === "set" ? message.path : null;
   if (["play", "pause", "configure", "reset"].includes(message.type)) playAfterFirstFrame = false;
@@ -191,6 +222,7 @@ function accepted(message) {
   if (message.notes && message.notes.length) showNotice(message.notes.join(" "), true);
   else if (previousConfig && !autoPlay) hideNotice();
   syncUrl();
+  describer.changed();
 }
 
 // The link in the address bar follows the configuration. history.replaceState is a round
@@ -355,6 +387,8 @@ function showReadout(info) {
     text += state.network && state.network.loss === "bernoulli" ? `  p(y = 1 | x) = ${value.toFixed(3)}` : `  ŷ = ${value.toFixed(3)}`;
   }
   slot.textContent = text;
+  // the keyboard's cross on the surface: its place and value are spoken
+  if (info.byKey) document.getElementById("canvas-status").textContent = text;
 }
 
 // ----- frames -------------------------------------------------------------------------------
@@ -425,6 +459,7 @@ function takeFrame() {
   network.setFrame({ params: frame.params, unitMaps: frame.unitMaps, unitGrads: frame.unitGrads, surface: frame.surface });
   controls.setCounters(frame);
   stats.rendered += 1;
+  describer.frame();
 }
 
 const NETWORK_MS = 66;
@@ -491,6 +526,7 @@ function download(message) {
     format: "backprop-lab", schema_version: message.schema_version, config: message.config,
     view: message.view, speed: message.speed, weights: message.weights, step: message.step, epoch: message.epoch,
   };
+  if (state.options.palette !== DEFAULT_PALETTE) payload.palette = state.options.palette;
   const blob = new Blob([JSON.stringify(payload, null, 1)], { type: "application/json" });
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
@@ -509,6 +545,7 @@ function importFile(text) {
     return;
   }
   slot.textContent = "";
+  if (parsed.palette) usePalette(parsed.palette);
   const command = { type: "configure", config: parsed.config, play: false };
   if (parsed.weights) command.weights = parsed.weights;
   if (parsed.speed) command.speed = parsed.speed;
@@ -636,6 +673,8 @@ document.addEventListener("keydown", (event) => {
   const target = event.target;
   if (target && (target.tagName === "INPUT" || target.tagName === "SELECT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
   if (event.ctrlKey || event.metaKey || event.altKey) return;
+  // Space on a focused button presses that button, as everywhere (issue 12)
+  if (event.key === " " && target && target.closest && target.closest("button, a[href], [role=button]")) return;
   if (event.key === " ") { event.preventDefault(); togglePlay(); }
   else if (event.key === "ArrowRight") { event.preventDefault(); send({ type: "step" }); }
   else if (event.key === "e") send({ type: "epoch" });
@@ -667,6 +706,7 @@ function start() {
   if (fromUrl && fromUrl.error) showNotice(fromUrl.error);
   else if (fromUrl) {
     initial = fromUrl;
+    if (fromUrl.palette) usePalette(fromUrl.palette);
     const weights = weightsFromStepThrough(fromUrl.config);
     if (weights) initial = { ...fromUrl, weights };
   }
@@ -685,7 +725,7 @@ function start() {
 // For tests and benchmarks: a read-only window on the page's state.
 await nextTask();
 window.playground = {
-  state, stats, socket, surface, warps, network, curves, controls,
+  state, stats, socket, surface, warps, network, curves, controls, describer,
   get lastFrame() { return lastFrame; },
   get pending() { return pendingFrame !== null; },
   get starting() { return playAfterFirstFrame || autoPlayId !== null; }, // the first play is still to come

@@ -1,7 +1,9 @@
 // The client's copy of the session: the configuration the server last accepted, the
 // curves accumulated from every frame's history, the latest weights (kept so that a
 // reconnect can restore them), and the page's own options. The URL fragment holds the
-// whole configuration, so that a link reopens the same run.
+// whole configuration, so that a link reopens the same run (in the same colours).
+
+import { DEFAULT_PALETTE, PALETTES } from "./palette.js";
 
 const URL_KEY = "c";
 const MAX_CURVE = 4000; // points per curve before they are thinned by half
@@ -23,7 +25,7 @@ export class PlaygroundState {
     this.limits = {};
     this.weights = null; // Map name -> {value: Float32Array, shape}
     this.curves = emptyCurves();
-    this.options = { showTest: true, discretize: false, pointClass: 1, stage: "activation" };
+    this.options = { showTest: true, discretize: false, pointClass: 1, stage: "activation", palette: DEFAULT_PALETTE };
     this.data = null; // decoded points of the current data_version
     this.dataVersion = -1;
     this.snapshots = []; // {step, params}: the frames' weights (float32) along training
@@ -126,6 +128,7 @@ export class PlaygroundState {
     if (!this.config) return "";
     const payload = { config: this.config };
     if (this.speed !== null) payload.speed = this.speed;
+    if (this.options.palette !== DEFAULT_PALETTE) payload.palette = this.options.palette;
     return `#${URL_KEY}=${encodeBase64Url(JSON.stringify(payload))}`;
   }
 }
@@ -165,7 +168,8 @@ export function decodeBase64Url(text) {
   return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
 }
 
-// Read the configuration from a location hash. Returns {config, speed} or {error} or null.
+// Read the configuration from a location hash. Returns {config, speed, palette} or {error} or
+// null; `palette` is null unless the link names a palette this page has.
 export function readUrl(hash) {
   if (!hash || hash.length < 2) return null;
   const params = new URLSearchParams(hash.slice(1));
@@ -180,10 +184,15 @@ export function readUrl(hash) {
   if (!payload || typeof payload !== "object" || !payload.config || typeof payload.config !== "object") {
     return { error: "The link does not hold a configuration; the default network is shown instead." };
   }
-  return { config: payload.config, speed: typeof payload.speed === "number" ? payload.speed : null };
+  return {
+    config: payload.config,
+    speed: typeof payload.speed === "number" ? payload.speed : null,
+    palette: Object.hasOwn(PALETTES, payload.palette) ? payload.palette : null,
+  };
 }
 
-// Check an imported JSON file before it is sent: {config, weights?, speed?} or {error}.
+// Check an imported JSON file before it is sent: {config, weights?, speed?, view?, palette?}
+// or {error}.
 export function readImport(text) {
   let payload;
   try {
@@ -205,5 +214,6 @@ export function readImport(text) {
     weights: payload.weights || null,
     speed: typeof payload.speed === "number" ? payload.speed : null,
     view: payload.view && typeof payload.view === "object" ? payload.view : null,
+    palette: Object.hasOwn(PALETTES, payload.palette) ? payload.palette : null,
   };
 }

@@ -26,6 +26,7 @@ const state = {
   pending: new Map(), // command id -> what it was for
   connected: false,
   configured: false,
+  palette: null, // the playground's colours, handed back to it by the "← playground" link
 };
 
 const view = new GraphView($("graph"), { onSelect: (id) => selectNode(id), tooltip: $("tooltip") });
@@ -205,7 +206,20 @@ function stepped(message) {
   view.setCursor(message.event, message.next);
   renderStep(message.event);
   renderProgress();
+  announceStep(message.event);
   if (state.selected !== null) renderNode(state.selected);
+}
+
+// The graph's spoken summary (issue 12): each step the learner takes, in one sentence.
+function announceStep(event) {
+  const node = event && view.nodes.get(event.node);
+  let text = "Back at the start: no node computed yet.";
+  if (node) {
+    const known = event.phase === "forward"
+      ? `value ${formatValue(event.value, node.shape)}` : `∂J/∂${event.name} = ${formatValue(event.grad, node.shape)}`;
+    text = `${event.phase === "forward" ? "Forward" : "Backward"} pass: ${event.name}, ${known}. ${$("progress").textContent}.`;
+  }
+  $("graph-status").textContent = text;
 }
 
 function renderProgress() {
@@ -221,6 +235,7 @@ function renderProgress() {
   const phase = { forward: "forward pass", backward: "backward pass", done: "both passes done" }[cursor.phase];
   $("progress").textContent = `${phase} · forward ${forwardDone}/${forwardTotal} · backward ${backwardDone}/${graph.backward.length}`;
   $("progress").dataset.phase = cursor.phase;
+  $("graph").setAttribute("aria-label", `Computational graph of ${graph.nodes.length} nodes: ${phase}, forward ${forwardDone} of ${forwardTotal}, backward ${backwardDone} of ${graph.backward.length}; ↑ ↓ move between nodes, Enter selects one`);
   $("forward").disabled = cursor.phase !== "forward";
   $("run-forward").disabled = cursor.phase !== "forward";
   $("backward").disabled = cursor.phase !== "backward";
@@ -401,7 +416,9 @@ $("playground-link").addEventListener("click", () => {
 
 function updateLinks() {
   if (!state.config) return;
-  const fragment = `c=${encodeBase64Url(JSON.stringify({ config: state.config }))}`;
+  // the playground's palette rides along, there and back (issue 12)
+  const payload = state.palette ? { config: state.config, palette: state.palette } : { config: state.config };
+  const fragment = `c=${encodeBase64Url(JSON.stringify(payload))}`;
   $("playground-link").href = `/#${fragment}`;
   const source = state.source;
   const extra = source.preset ? `&preset=${source.preset}&u1=${source.u1}` : `&e=${source.example}&m=${source.batch}&level=${source.level}`;
@@ -522,6 +539,7 @@ async function start() {
     stored = null;
   }
   if (fromUrl && fromUrl.config) state.config = fromUrl.config;
+  if (fromUrl && fromUrl.palette) state.palette = fromUrl.palette;
   if (stored && stored.config && stored.weights
       && (!state.config || JSON.stringify(stored.config) === JSON.stringify(state.config))) {
     state.config = stored.config;

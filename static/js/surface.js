@@ -11,7 +11,9 @@ const WHITE = [248, 248, 248];
 
 export class SurfaceView {
   constructor(container, { onAddPoint = null, onRemovePoint = null, onHover = null } = {}) {
-    this.area = new PlotArea(container, { layers: 2, margin: { left: 30, right: 6, top: 6, bottom: 20 } });
+    // as much margin across as down (36 px each), so that a square container gives a square
+    // plot box; `setRanges(..., square)` keeps equal scales whatever the container's shape
+    this.area = new PlotArea(container, { layers: 2, margin: { left: 30, right: 6, top: 16, bottom: 20 } });
     this.area.onResize = () => { this.dirty = true; this.pointsDirty = true; };
     this.image = new GridImage();
     this.unitImage = new GridImage();
@@ -29,6 +31,51 @@ export class SurfaceView {
     overlay.addEventListener("click", (event) => this.click(event));
     overlay.addEventListener("mousemove", (event) => this.hover(event));
     overlay.addEventListener("mouseleave", () => this.onHover && this.onHover(null));
+    // the keyboard's way to place points (issue 12): arrows move a cross, Enter adds a point
+    // of the chosen class there, Delete removes the nearest
+    this.cursor = null; // [x1, x2] in data coordinates while the keyboard has the surface
+    container.tabIndex = 0;
+    container.setAttribute("aria-keyshortcuts", "ArrowUp ArrowDown ArrowLeft ArrowRight Enter Delete");
+    container.addEventListener("keydown", (event) => this.key(event));
+    container.addEventListener("focus", () => {
+      if (!container.matches(":focus-visible") || !this.equalScales) return;
+      const [[a, b], [c, d]] = this.ranges();
+      if (!this.cursor) this.cursor = [(a + b) / 2, (c + d) / 2];
+      this.moveCursor(0, 0);
+    });
+    container.addEventListener("blur", () => {
+      if (!this.cursor) return;
+      this.cursor = null;
+      this.pointsDirty = true;
+      if (this.onHover) this.onHover(null);
+    });
+  }
+
+  key(event) {
+    if (!this.cursor || event.ctrlKey || event.metaKey || event.altKey) return;
+    const steps = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1] };
+    if (steps[event.key]) {
+      const fraction = event.shiftKey ? 0.01 : 0.05; // of the plane's width per press
+      this.moveCursor(steps[event.key][0] * fraction, steps[event.key][1] * fraction);
+    } else if (event.key === "Enter" || event.key === " ") {
+      if (this.onAddPoint) this.onAddPoint(this.cursor[0], this.cursor[1]);
+    } else if (event.key === "Delete" || event.key === "Backspace") {
+      if (this.onRemovePoint) this.onRemovePoint(this.cursor[0], this.cursor[1]);
+    } else {
+      return;
+    }
+    event.preventDefault();
+    event.stopPropagation(); // the page's own keys (space, →) stay out of the surface
+  }
+
+  moveCursor(dx, dy) {
+    const [[a, b], [c, d]] = this.ranges();
+    const clamp = (value, lo, hi) => Math.max(lo, Math.min(hi, value));
+    this.cursor = [clamp(this.cursor[0] + dx * (b - a), a, b), clamp(this.cursor[1] + dy * (d - c), c, d)];
+    this.pointsDirty = true;
+    if (this.onHover) {
+      this.onHover({ x1: this.cursor[0], x2: this.cursor[1], value: this.valueAt(this.cursor), byKey: true });
+    }
   }
 
   get canvas() { return this.area.canvases[0]; }
@@ -68,12 +115,31 @@ export class SurfaceView {
     return [extent[0], extent[1]];
   }
 
+  // Whether both axes are input coordinates (x₁, x₂): then they share one scale, so that a
+  // circle in the data is drawn as a circle. A 1-D input's curve plots y against x₁ instead.
+  get equalScales() {
+    const surface = this.surface;
+    const data = this.data;
+    if (surface && surface.kind === "curve") return false;
+    const extent = (surface && surface.extent) || (data && data.extent);
+    return !extent || extent.length !== 1;
+  }
+
+  // The input plane's rectangle in CSS pixels: where the surface's grid is drawn.
+  get planeRect() {
+    const area = this.area;
+    const [[x0, x1], [y0, y1]] = (this.surface && this.surface.extent) || this.ranges();
+    const left = area.px(x0);
+    const top = area.py(y1);
+    return { left, top, width: area.px(x1) - left, height: area.py(y0) - top };
+  }
+
   draw() {
     if (!this.dirty && !this.pointsDirty) return false;
     if (!this.surface && !this.data) return false; // nothing to show before the first frame
     const area = this.area;
     const [xRange, yRange] = this.ranges();
-    area.setRanges(xRange, yRange, false);
+    area.setRanges(xRange, yRange, this.equalScales);
     if (this.dirty) {
       const ctx = area.contexts[0];
       area.clear(0);
@@ -95,9 +161,9 @@ export class SurfaceView {
   }
 
   drawImage(ctx, canvas, smooth = true) {
-    const inner = this.area.inner;
+    const rect = this.planeRect;
     ctx.imageSmoothingEnabled = smooth;
-    ctx.drawImage(canvas, inner.left, inner.top, inner.width, inner.height);
+    ctx.drawImage(canvas, rect.left, rect.top, rect.width, rect.height);
   }
 
   // The output's picture over the input plane, as last painted (null for 1-D data).
@@ -235,6 +301,12 @@ export class SurfaceView {
     ctx.restore();
   }
 
+  // The palette changed (palette.js rewrote its tables): draw the surface and points again.
+  recolour() {
+    this.dirty = true;
+    this.pointsDirty = true;
+  }
+
   drawPoints() {
     const area = this.area;
     const ctx = area.contexts[1];
@@ -279,6 +351,17 @@ export class SurfaceView {
     };
     draw(data.train, false);
     if (this.options.showTest && data.test) draw(data.test, true);
+    if (this.cursor) {
+      // the keyboard's cross
+      const x = area.px(this.cursor[0]);
+      const y = area.py(this.cursor[1]);
+      ctx.beginPath();
+      ctx.moveTo(x - 9, y); ctx.lineTo(x + 9, y);
+      ctx.moveTo(x, y - 9); ctx.lineTo(x, y + 9);
+      ctx.strokeStyle = "#111";
+      ctx.lineWidth = 2;
+      ctx.stroke();
+    }
     ctx.restore();
   }
 

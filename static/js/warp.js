@@ -110,6 +110,9 @@ export class WarpPanel {
     this.title.className = "warp-title";
     const plot = document.createElement("div");
     plot.className = "warp-plot";
+    // the canvas's text alternative: the panel's title and note, set when they change
+    plot.setAttribute("role", "img");
+    this.plot = plot;
     this.note = document.createElement("div");
     this.note.className = "warp-note";
     this.root.append(this.title, plot, this.note);
@@ -151,6 +154,17 @@ export class WarpPanel {
     const stop = () => { last = null; };
     plot.addEventListener("pointerup", stop);
     plot.addEventListener("pointercancel", stop);
+    // the keyboard's rotation (issue 12): the arrows turn a 3-D box as a drag does
+    plot.addEventListener("keydown", (event) => {
+      const turns = { ArrowLeft: [-0.15, 0], ArrowRight: [0.15, 0], ArrowUp: [0, -0.15], ArrowDown: [0, 0.15] };
+      const turn = turns[event.key];
+      if (!this.is3d() || !turn || event.ctrlKey || event.metaKey || event.altKey) return;
+      event.preventDefault();
+      event.stopPropagation(); // the page's own → (one step) stays out of the panel
+      this.rotation.yaw += turn[0];
+      this.rotation.pitch = Math.max(-1.5, Math.min(1.5, this.rotation.pitch + turn[1]));
+      this.dirty = true;
+    });
   }
 
   is3d() {
@@ -181,6 +195,12 @@ export class WarpView {
   // Fig. 6.2's left square shows the decision surface under the input grid.
   setPicture(picture) {
     this.picture = picture;
+    this.inputStale = true;
+  }
+
+  // The palette changed (palette.js rewrote its tables): draw every panel again.
+  recolour() {
+    for (const panel of this.panels) panel.dirty = true;
     this.inputStale = true;
   }
 
@@ -417,7 +437,7 @@ export class WarpView {
     if (view && view.projection === "pca") {
       note += `, PCA to 2-D (${Math.round((view.explained || 0) * 100)}% of variance)`;
     } else if (view && view.dims === 3) {
-      note += ", 3-D: drag to rotate";
+      note += ", 3-D: drag (or focus and use the arrows) to rotate";
     } else if (view && view.dims === 1) {
       note += ", one unit: h along x";
     }
@@ -439,13 +459,24 @@ export class WarpView {
         : `Layer ${panel.index}'s space: every input x (grid lines and data points) mapped to its a = hW + b or h = φ(a)`;
     }
     if (panel.note.textContent !== note) panel.note.textContent = note;
+    const label = `Space warping, ${title}: ${note}`;
+    if (panel.described !== label) {
+      panel.plot.setAttribute("aria-label", label);
+      panel.described = label;
+    }
     area.clear(0);
     const inner = area.inner;
     ctx.fillStyle = "#fbfbfb";
     ctx.fillRect(inner.left, inner.top, inner.width, inner.height);
     if (!scene) return;
     panel.draws += 1;
-    panel.rotatable = Boolean(scene.box);
+    const rotatable = Boolean(scene.box);
+    if (rotatable !== panel.rotatable) {
+      // in the tab order only while there is something to turn
+      panel.plot.tabIndex = rotatable ? 0 : -1;
+      if (!rotatable) panel.plot.removeAttribute("tabindex");
+    }
+    panel.rotatable = rotatable;
     panel.root.classList.toggle("rotatable", panel.rotatable);
     area.setRanges(scene.xRange, scene.yRange, scene.square);
     ctx.save();
