@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from engine.autodiff import Primitive, Tensor, Vjp, register_sum_to_shape
+from engine.autodiff import (
+    Primitive,
+    Tensor,
+    Vjp,
+    binary_operator,
+    register_sum_to_shape,
+    unary_operator,
+)
 
 
 def _value(x: Tensor | np.ndarray) -> np.ndarray:
@@ -125,7 +132,9 @@ def sum_to_shape(g: Tensor, shape: tuple[int, ...]) -> Tensor:
         return g
     leading = g.ndim - len(shape)
     if g.shape[leading:] == shape:  # the common case: a bias broadcast over the batch
-        return sum_(g, axis=tuple(range(leading)) if leading > 1 else 0)
+        axis = tuple(range(leading)) if leading > 1 else 0
+        # plain arrays (a backward pass that is not recorded) go straight to numpy
+        return sum_(g, axis=axis) if isinstance(g, Tensor) else _sum_forward(g, axis)
     axes = tuple(range(leading)) + tuple(
         leading + i for i, n in enumerate(shape) if n == 1 and g.shape[leading + i] != 1
     )
@@ -471,33 +480,29 @@ def _getitem(self: Tensor, index: Any) -> Tensor:
     return getitem_p(self, index=index)
 
 
-def _rpow(self: Tensor, other: Any) -> Tensor:
-    return power(other, self)
-
-
 _methods = {
-    "__add__": lambda self, other: add(self, other),
-    "__radd__": lambda self, other: add(other, self),
-    "__sub__": lambda self, other: subtract(self, other),
-    "__rsub__": lambda self, other: subtract(other, self),
-    "__mul__": lambda self, other: multiply(self, other),
-    "__rmul__": lambda self, other: multiply(other, self),
-    "__truediv__": lambda self, other: divide(self, other),
-    "__rtruediv__": lambda self, other: divide(other, self),
-    "__matmul__": lambda self, other: matmul(self, other),
-    "__rmatmul__": lambda self, other: matmul(other, self),
-    "__pow__": lambda self, other: power(self, other),
-    "__rpow__": _rpow,
-    "__neg__": lambda self: negative(self),
+    "__add__": binary_operator(add),
+    "__radd__": binary_operator(add, reflected=True),
+    "__sub__": binary_operator(subtract),
+    "__rsub__": binary_operator(subtract, reflected=True),
+    "__mul__": binary_operator(multiply),
+    "__rmul__": binary_operator(multiply, reflected=True),
+    "__truediv__": binary_operator(divide),
+    "__rtruediv__": binary_operator(divide, reflected=True),
+    "__matmul__": binary_operator(matmul),
+    "__rmatmul__": binary_operator(matmul, reflected=True),
+    "__pow__": binary_operator(power),
+    "__rpow__": binary_operator(power, reflected=True),
+    "__neg__": unary_operator(negative),
     "__getitem__": _getitem,
     "sum": _sum_method,
     "mean": _mean_method,
     "reshape": _reshape_method,
     "transpose": _transpose_method,
     "T": property(lambda self: transpose(self)),
-    "exp": lambda self: exp(self),
-    "log": lambda self: log(self),
-    "tanh": lambda self: tanh(self),
+    "exp": unary_operator(exp),
+    "log": unary_operator(log),
+    "tanh": unary_operator(tanh),
 }
 for _name, _method in _methods.items():
     setattr(Tensor, _name, _method)
