@@ -61,6 +61,7 @@ def is_grad_enabled() -> bool:
 
 
 Vjp = Callable[..., "Tensor"]
+_FLOAT64 = np.dtype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,9 @@ class Primitive:
 
 
 def _as_array(value: Any) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
-    return array
+    if value.__class__ is np.ndarray and value.dtype is _FLOAT64:
+        return value  # what np.asarray would return, without its argument parsing
+    return np.asarray(value, dtype=np.float64)
 
 
 class Tensor:
@@ -344,11 +346,18 @@ Primitive.__call__ = apply  # type: ignore[method-assign]  (no extra frame per o
 
 # ----- broadcast reduction: the one place it happens ---------------------------
 _sum_to_shape: Callable[[Tensor, tuple[int, ...]], Tensor]  # set by engine.primitives
+_sum_array_to_shape: Callable[[Any, tuple[int, ...]], Any]
 
 
-def register_sum_to_shape(function: Callable[[Tensor, tuple[int, ...]], Tensor]) -> None:
-    global _sum_to_shape
+def register_sum_to_shape(
+    function: Callable[[Tensor, tuple[int, ...]], Tensor],
+    for_arrays: Callable[[Any, tuple[int, ...]], Any] | None = None,
+) -> None:
+    """The reduction of a broadcast gradient (``for_arrays``: its plain-array version,
+    used by the unrecorded backward pass; ``function`` itself when not given)."""
+    global _sum_to_shape, _sum_array_to_shape
     _sum_to_shape = function
+    _sum_array_to_shape = function if for_arrays is None else for_arrays
 
 
 def topological_order(root: Tensor) -> list[Tensor]:
@@ -401,7 +410,7 @@ def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
     grads: dict[Tensor, Any] = {root: seed}
     owned: set[Tensor] = set()  # gradients this walk created by a sum: safe to add into
     heap: list[tuple[int, Tensor]] = [(-root.id, root)]
-    reduce = _sum_to_shape
+    reduce = _sum_array_to_shape
     while heap:
         node = heappop(heap)[1]
         g = grads[node]
@@ -529,9 +538,9 @@ def _owned_array(gradient: Any) -> np.ndarray:
     if (
         gradient.__class__ is np.ndarray
         and gradient.base is None
-        and gradient.dtype == np.float64
-        and gradient.flags.writeable
         and _references(gradient) <= _PRIVATE_REFERENCES
+        and gradient.dtype is _FLOAT64
+        and gradient.flags.writeable
     ):
         return gradient
     return _array(gradient)
@@ -562,30 +571,29 @@ def grad(
     """
     if isinstance(inputs, Tensor):
         inputs = [inputs]
-    inputs = list(inputs)
-    for t in inputs:
-        if not isinstance(t, Tensor):
-            raise ValueError(f"grad() inputs must be Tensors, got {type(t).__name__}")
+    else:
+        inputs = list(inputs)
+        for t in inputs:
+            if t.__class__ is not Tensor and not isinstance(t, Tensor):
+                raise ValueError(f"grad() inputs must be Tensors, got {type(t).__name__}")
     if not output.requires_grad:
         return [_constant(np.zeros_like(t.value)) for t in inputs]
-    seed = _seed(output, grad_output, create_graph)
-    grads = _backpropagate(output, seed, create_graph=create_graph)
-    del seed  # so that a gradient that is the seed itself counts as shared below
+    grads = _backpropagate(output, _seed(output, grad_output, create_graph), create_graph)
     result: list[Tensor] = []
-    given: dict[Tensor, Tensor] = {}
-    for t in inputs:
-        if t in given:  # the same input twice: an equal, separate array
-            result.append(_constant(_array(given[t].value)) if not create_graph else given[t])
-            continue
-        g = grads.pop(t, None)
+    pop = grads.pop
+    for index, t in enumerate(inputs):
+        g = pop(t, None)  # popped: a gradient nothing else holds can be handed out as it is
         if g is None:
-            tensor = _constant(np.zeros_like(t.value))
+            earlier = next((result[i] for i in range(index) if inputs[i] is t), None)
+            if earlier is None:
+                tensor = _constant(np.zeros_like(t.value))
+            else:  # the same input twice: an equal, separate array
+                tensor = earlier if create_graph else _constant(_array(earlier.value))
         elif create_graph:
             tensor = g if g.__class__ is Tensor else as_tensor(g)
         else:
             tensor = _constant(_owned_array(g))
         del g
-        given[t] = tensor
         result.append(tensor)
     return result
 
