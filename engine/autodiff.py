@@ -24,6 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.allocator import keep_freed_memory
+
+keep_freed_memory()  # fresh arrays every step: reuse freed memory (see engine.allocator)
 _ids = itertools.count()
 
 

@@ -216,8 +216,12 @@ negative = Primitive("negative", np.negative, (lambda g, out, x: negative(g),), 
 
 
 def _power_vjp_base(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    if b.__class__ is np.ndarray and b.ndim == 0 and b == 2.0 and a.__class__ is np.ndarray:
-        return g * (2.0 * a)  # a², the usual square, on plain arrays: two products
+    if b.__class__ is not Tensor or not b.requires_grad:
+        exponent = _value(b)
+        if exponent.ndim == 0 and exponent == 2.0:
+            # a constant square, the usual case: 2a g is two products, and when recorded
+            # two nodes whose own derivatives are products too (no a ** 1 node)
+            return g * (2.0 * a)
     return g * b * a ** (b - 1.0)
 
 
