@@ -100,10 +100,17 @@ def test_grad_of_grad_through_a_square_with_a_constant_and_a_learned_exponent():
     np.testing.assert_allclose(gp.value, want)
 
 
-def test_an_ndarray_on_the_left_records_the_tensors_operation():
+def test_an_ndarray_or_numpy_scalar_on_the_left_records_the_tensors_operation():
     x = np.ones((4, 2))
     w = leaf(np.full((2, 3), 0.5))
-    for result, name in ((x @ w, "matmul"), (np.ones(3) + w, "add"), (2.0 - w, "subtract")):
+    cases = (
+        (x @ w, "matmul"),
+        (np.ones(3) + w, "add"),
+        (2.0 - w, "subtract"),
+        (np.float64(2.0) * w, "multiply"),
+        (np.array(3.0) / w, "divide"),
+    )
+    for result, name in cases:
         assert isinstance(result, Tensor) and result.op.name == name
     (g,) = grad((x @ w).sum(), [w])
     np.testing.assert_array_equal(g.value, np.full((2, 3), 4.0))
