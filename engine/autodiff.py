@@ -277,10 +277,16 @@ def apply(prim: Primitive, *inputs: Any, **params: Any) -> Any:
     return tensor
 
 
-def unary_operator(prim: Primitive) -> Callable[[Any], Any]:
-    """``prim`` as a one-argument function (a Tensor method such as ``-x``), the same
-    as ``prim(x)`` without the generic call's argument packing."""
+def unary_operator(prim: Primitive, **fixed: Any) -> Callable[[Any], Any]:
+    """``prim`` as a one-argument function (a Tensor method such as ``-x`` or ``x.T``, a
+    unit such as ``F.tanh``), the same as ``prim(x, **fixed)`` without the generic
+    call's argument packing."""
     forward = prim.forward
+    if fixed:
+        plain = forward
+
+        def forward(x: Any) -> Any:
+            return plain(x, **fixed)
 
     def operator(x: Any) -> Any:
         if x.__class__ is not Tensor:
@@ -295,7 +301,7 @@ def unary_operator(prim: Primitive) -> Callable[[Any], Any]:
             tensor.requires_grad = True
             tensor.op = prim
             tensor.parents = (x,)
-            tensor.params = {}
+            tensor.params = dict(fixed)
         else:
             tensor.requires_grad = False
             tensor.op = None

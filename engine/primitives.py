@@ -486,7 +486,12 @@ def stack(count: int) -> Primitive:
 
 
 # ----- Tensor methods and operators ----------------------------------------------
+_total = unary_operator(sum_, axis=None, keepdims=False)
+
+
 def _sum_method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    if axis is None and not keepdims:
+        return _total(self)
     if isinstance(axis, list):
         axis = tuple(axis)
     return sum_(self, axis=axis, keepdims=keepdims)
@@ -494,7 +499,8 @@ def _sum_method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tenso
 
 def _mean_method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     if axis is None:
-        return sum_(self, axis=None, keepdims=keepdims) / float(self.value.size)
+        total = _total(self) if not keepdims else sum_(self, axis=None, keepdims=True)
+        return total / float(self.value.size)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     count = int(np.prod([self.shape[a] for a in axes]))
     return _sum_method(self, axis, keepdims) / float(count)
@@ -546,7 +552,7 @@ _methods = {
     "mean": _mean_method,
     "reshape": _reshape_method,
     "transpose": _transpose_method,
-    "T": property(lambda self: transpose(self)),
+    "T": property(unary_operator(transpose_p, axes=None)),
     "exp": unary_operator(exp),
     "log": unary_operator(log),
     "tanh": unary_operator(tanh),
