@@ -14,6 +14,7 @@ recursion limit.
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.allocator import keep_freed_memory
+
+keep_freed_memory()  # fresh arrays every step: reuse freed memory (see engine.allocator)
 _ids = itertools.count()
 
 
@@ -60,6 +64,7 @@ def is_grad_enabled() -> bool:
 
 
 Vjp = Callable[..., "Tensor"]
+_FLOAT64 = np.dtype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,9 @@ class Primitive:
 
 
 def _as_array(value: Any) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
-    return array
+    if value.__class__ is np.ndarray and value.dtype is _FLOAT64:
+        return value  # what np.asarray would return, without its argument parsing
+    return np.asarray(value, dtype=np.float64)
 
 
 class Tensor:
@@ -91,6 +97,9 @@ class Tensor:
 
     __slots__ = ("value", "grad", "requires_grad", "name", "op", "parents", "params", "id")
     __array_priority__ = 1000  # so that ndarray <op> Tensor defers to Tensor
+    # ... and at once: numpy checks this first and hands `ndarray @ Tensor` (the first layer
+    # of every network) straight to Tensor.__rmatmul__ (0.6 µs less than the priority check)
+    __array_ufunc__ = None
 
     def __init__(self, value: Any, requires_grad: bool = False, name: str | None = None):
         if isinstance(value, Tensor):
@@ -189,28 +198,159 @@ def as_tensor(value: Any) -> Tensor:
     return _constant(_as_array(value))
 
 
-def apply(prim: Primitive, *inputs: Any, **params: Any) -> Tensor:
+def _operand_error(prim: Primitive, inputs: Sequence[Any], error: ValueError) -> ValueError:
+    shapes = " and ".join(str(np.shape(_value_of(x))) for x in inputs)
+    return ValueError(f"{prim.name}: cannot apply to shapes {shapes}: {error}")
+
+
+def _value_of(x: Any) -> Any:
+    return x.value if x.__class__ is Tensor else x
+
+
+def apply(prim: Primitive, *inputs: Any, **params: Any) -> Any:
     """Run a primitive's forward and, when recording, link the result to its inputs.
 
     With no Tensor among the inputs the primitive is plain numpy and returns an
     array: this is how VJPs run during a backward pass that is not recorded.
+    One and two inputs (nearly every call) take a straight path with the node record
+    written inline: the per-node cost is most of a small network's step.
     """
-    for x in inputs:
-        if x.__class__ is Tensor:
-            break
+    forward = prim.forward
+    count = len(inputs)
+    if count == 1:
+        (x,) = inputs
+        if x.__class__ is not Tensor:
+            return forward(x, **params)
+        try:
+            value = forward(x.value, **params)
+        except ValueError as error:
+            raise _operand_error(prim, inputs, error) from None
+        recording = x.requires_grad and _grad_mode.enabled
+    elif count == 2:
+        a, b = inputs
+        if a.__class__ is Tensor:
+            if b.__class__ is not Tensor:
+                b = _constant(_as_array(b))
+                inputs = (a, b)
+        elif b.__class__ is Tensor:
+            a = _constant(_as_array(a))
+            inputs = (a, b)
+        else:
+            return forward(a, b, **params)
+        try:
+            value = forward(a.value, b.value, **params)
+        except ValueError as error:
+            raise _operand_error(prim, inputs, error) from None
+        recording = (a.requires_grad or b.requires_grad) and _grad_mode.enabled
     else:
-        return prim.forward(*inputs, **params)
-    tensors = tuple([x if x.__class__ is Tensor else as_tensor(x) for x in inputs])
-    try:
-        value = prim.forward(*[t.value for t in tensors], **params)
-    except ValueError as error:
-        shapes = " and ".join(str(t.shape) for t in tensors)
-        raise ValueError(f"{prim.name}: cannot apply to shapes {shapes}: {error}") from None
-    if _grad_mode.enabled:
-        for t in tensors:
-            if t.requires_grad:
-                return _result(value, prim, tensors, params)
-    return _constant(value)
+        for x in inputs:
+            if x.__class__ is Tensor:
+                break
+        else:
+            return forward(*inputs, **params)
+        inputs = tuple([x if x.__class__ is Tensor else as_tensor(x) for x in inputs])
+        try:
+            value = forward(*[t.value for t in inputs], **params)
+        except ValueError as error:
+            raise _operand_error(prim, inputs, error) from None
+        recording = False
+        if _grad_mode.enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    recording = True
+                    break
+    tensor = _new_tensor(Tensor)
+    tensor.value = value
+    tensor.grad = None
+    tensor.name = None
+    tensor.id = next(_ids)
+    if recording:
+        tensor.requires_grad = True
+        tensor.op = prim
+        tensor.parents = inputs
+        tensor.params = params
+    else:
+        tensor.requires_grad = False
+        tensor.op = None
+        tensor.parents = _no_parents
+        tensor.params = _no_params
+    return tensor
+
+
+def unary_operator(prim: Primitive, **fixed: Any) -> Callable[[Any], Any]:
+    """``prim`` as a one-argument function (a Tensor method such as ``-x`` or ``x.T``, a
+    unit such as ``F.tanh``), the same as ``prim(x, **fixed)`` without the generic
+    call's argument packing."""
+    forward = prim.forward
+    if fixed:
+        plain = forward
+
+        def forward(x: Any) -> Any:
+            return plain(x, **fixed)
+
+    def operator(x: Any) -> Any:
+        if x.__class__ is not Tensor:
+            return forward(x)
+        value = forward(x.value)
+        tensor = _new_tensor(Tensor)
+        tensor.value = value
+        tensor.grad = None
+        tensor.name = None
+        tensor.id = next(_ids)
+        if x.requires_grad and _grad_mode.enabled:
+            tensor.requires_grad = True
+            tensor.op = prim
+            tensor.parents = (x,)
+            tensor.params = dict(fixed)
+        else:
+            tensor.requires_grad = False
+            tensor.op = None
+            tensor.parents = _no_parents
+            tensor.params = _no_params
+        return tensor
+
+    operator.__name__ = prim.name
+    return operator
+
+
+def binary_operator(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any], Any]:
+    """``prim`` as a Tensor operator method (``a + b``; ``reflected`` for ``b + a`` via
+    ``__radd__``), the same as ``prim(a, b)`` in one frame instead of three."""
+    forward = prim.forward
+
+    def operator(a: Any, b: Any) -> Any:
+        if reflected:
+            a, b = b, a
+        if a.__class__ is Tensor:
+            if b.__class__ is not Tensor:
+                b = _constant(_as_array(b))
+        elif b.__class__ is Tensor:
+            a = _constant(_as_array(a))
+        else:
+            return forward(a, b)
+        try:
+            value = forward(a.value, b.value)
+        except ValueError as error:
+            raise _operand_error(prim, (a, b), error) from None
+        tensor = _new_tensor(Tensor)
+        tensor.value = value
+        tensor.grad = None
+        tensor.name = None
+        tensor.id = next(_ids)
+        if (a.requires_grad or b.requires_grad) and _grad_mode.enabled:
+            tensor.requires_grad = True
+            tensor.op = prim
+            tensor.parents = (a, b)
+            tensor.params = {}
+        else:
+            tensor.requires_grad = False
+            tensor.op = None
+            tensor.parents = _no_parents
+            tensor.params = _no_params
+        return tensor
+
+    operator.__name__ = f"{'r' if reflected else ''}{prim.name}"
+    return operator
 
 
 Primitive.__call__ = apply  # type: ignore[method-assign]  (no extra frame per op)
@@ -218,11 +358,18 @@ Primitive.__call__ = apply  # type: ignore[method-assign]  (no extra frame per o
 
 # ----- broadcast reduction: the one place it happens ---------------------------
 _sum_to_shape: Callable[[Tensor, tuple[int, ...]], Tensor]  # set by engine.primitives
+_sum_array_to_shape: Callable[[Any, tuple[int, ...]], Any]
 
 
-def register_sum_to_shape(function: Callable[[Tensor, tuple[int, ...]], Tensor]) -> None:
-    global _sum_to_shape
+def register_sum_to_shape(
+    function: Callable[[Tensor, tuple[int, ...]], Tensor],
+    for_arrays: Callable[[Any, tuple[int, ...]], Any] | None = None,
+) -> None:
+    """The reduction of a broadcast gradient (``for_arrays``: its plain-array version,
+    used by the unrecorded backward pass; ``function`` itself when not given)."""
+    global _sum_to_shape, _sum_array_to_shape
     _sum_to_shape = function
+    _sum_array_to_shape = function if for_arrays is None else for_arrays
 
 
 def topological_order(root: Tensor) -> list[Tensor]:
@@ -245,64 +392,129 @@ def topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
-def _backpropagate(
-    root: Tensor, seed: Any, create_graph: bool
-) -> tuple[list[Tensor], dict[int, Any]]:
-    """Algorithm 6.4: gradient of ``root`` with respect to every node it depends on.
+def _backpropagate(root: Tensor, seed: Any, create_graph: bool) -> dict[Tensor, Any]:
+    """Algorithm 6.4: gradient of ``root`` with respect to every node it depends on,
+    as a dict from node to gradient (plain arrays, or Tensors with ``create_graph``).
 
     A node is always created after its parents, so ids increase in forward order;
     taking the pending node with the largest id visits children before parents
     (a reverse topological order) in the same pass that finds the graph.
-    With ``create_graph`` the VJPs run on Tensors and are recorded; otherwise they
-    run on the nodes' plain arrays, which is the same code without the bookkeeping.
     """
-    grads: dict[int, Any] = {root.id: seed}
+    if root.op is None:  # a leaf: its gradient is the seed
+        return {root: seed}
+    previous_mode = _grad_mode.enabled
+    _grad_mode.enabled = create_graph
+    try:
+        if create_graph:
+            return _walk_recorded(root, seed)
+        return _walk_arrays(root, seed)
+    finally:
+        _grad_mode.enabled = previous_mode
+
+
+def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
+    """The backward pass on the nodes' plain arrays (nothing recorded): the VJPs are the
+    same code as when recording, they just see ndarrays and so run as plain numpy.
+
+    Leaves get their gradient without a trip through the heap (they have no VJPs to
+    run); VJPs of one or two operands and no parameters (nearly all) are called with
+    positional arguments, which Python calls faster than ``f(*args, **kwargs)``."""
+    grads: dict[Tensor, Any] = {root: seed}
+    owned: set[Tensor] = set()  # gradients this walk created by a sum: safe to add into
     heap: list[tuple[int, Tensor]] = [(-root.id, root)]
-    visited: list[Tensor] = []
-    with enable_grad() if create_graph else no_grad():
-        while heap:
-            node = heappop(heap)[1]
-            visited.append(node)
-            if node.op is None:
+    reduce = _sum_array_to_shape
+    while heap:
+        node = heappop(heap)[1]
+        g = grads[node]
+        out = node.value
+        params = node.params
+        parents = node.parents
+        arity = len(parents)
+        if arity == 2:
+            a, b = parents
+            first, second = a.value, b.value
+        elif arity == 1:
+            first = parents[0].value
+        else:
+            operands = [p.value for p in parents]
+        for vjp, parent in zip(node.op.vjps, parents):
+            if vjp is None or not parent.requires_grad:
                 continue
-            g = grads[node.id]
-            parents = node.parents
-            if create_graph:
-                out, operands = node, parents
-            else:
-                out, operands = node.value, [p.value for p in parents]
-            vjps = node.op.vjps
-            for index, parent in enumerate(parents):
-                if not parent.requires_grad:
-                    continue
-                vjp = vjps[index]
-                if vjp is None:
-                    continue
-                contribution = vjp(g, out, *operands, **node.params)
-                if np.shape(contribution) != parent.value.shape:
-                    contribution = _sum_to_shape(contribution, parent.value.shape)
-                previous = grads.get(parent.id)
-                if previous is None:
-                    grads[parent.id] = contribution
-                    heappush(heap, (-parent.id, parent))
+            if params:
+                if arity == 2:
+                    contribution = vjp(g, out, first, second, **params)
+                elif arity == 1:
+                    contribution = vjp(g, out, first, **params)
                 else:
-                    grads[parent.id] = previous + contribution
-    return visited, grads
+                    contribution = vjp(g, out, *operands, **params)
+            elif arity == 2:
+                contribution = vjp(g, out, first, second)
+            elif arity == 1:
+                contribution = vjp(g, out, first)
+            else:
+                contribution = vjp(g, out, *operands)
+            shape = parent.value.shape
+            try:
+                mismatch = contribution.shape != shape
+            except AttributeError:  # a Python number
+                mismatch = np.shape(contribution) != shape
+            if mismatch:
+                contribution = reduce(contribution, shape)
+            previous = grads.get(parent)
+            if previous is None:
+                grads[parent] = contribution
+                if parent.op is not None:
+                    heappush(heap, (-parent.id, parent))
+            elif parent in owned:
+                previous += contribution
+            else:
+                total = previous + contribution
+                grads[parent] = total
+                if total.__class__ is np.ndarray:
+                    owned.add(parent)
+    return grads
+
+
+def _walk_recorded(root: Tensor, seed: Tensor) -> dict[Tensor, Any]:
+    """The backward pass with ``create_graph``: VJPs run on the Tensors themselves, so
+    every gradient is a node that can be differentiated again."""
+    grads: dict[Tensor, Any] = {root: seed}
+    heap: list[tuple[int, Tensor]] = [(-root.id, root)]
+    while heap:
+        node = heappop(heap)[1]
+        g = grads[node]
+        params = node.params
+        parents = node.parents
+        for vjp, parent in zip(node.op.vjps, parents):
+            if vjp is None or not parent.requires_grad:
+                continue
+            contribution = vjp(g, node, *parents, **params)
+            shape = parent.value.shape
+            if np.shape(_value_of(contribution)) != shape:
+                contribution = _sum_to_shape(contribution, shape)
+            previous = grads.get(parent)
+            if previous is None:
+                grads[parent] = contribution
+                if parent.op is not None:
+                    heappush(heap, (-parent.id, parent))
+            else:
+                grads[parent] = previous + contribution
+    return grads
 
 
 def _seed(output: Tensor, gradient: Any, create_graph: bool) -> Any:
     if gradient is None:
-        if output.size != 1:
+        if output.value.size != 1:
             raise ValueError(
                 f"backward/grad of a non-scalar output of shape {output.shape} needs an explicit "
                 "output gradient"
             )
-        seed = np.ones(np.shape(output.value))
+        seed = np.ones(output.value.shape)
     else:
         seed = gradient.value if isinstance(gradient, Tensor) else _as_array(gradient)
         if seed.shape != output.shape:
             raise ValueError(f"output gradient has shape {seed.shape}, output has {output.shape}")
-    return as_tensor(seed) if create_graph else seed
+    return _constant(seed) if create_graph else seed
 
 
 def _array(gradient: Any) -> np.ndarray:
@@ -310,14 +522,47 @@ def _array(gradient: Any) -> np.ndarray:
     return np.array(gradient.value if isinstance(gradient, Tensor) else gradient, dtype=np.float64)
 
 
+def _references(array: np.ndarray) -> int:
+    return sys.getrefcount(array)
+
+
+def _references_of_a_private_array() -> int:
+    # what _references says, called as ``_owned_array`` calls it, of an array held by
+    # nothing but one local name (the count varies with the Python version): a gradient
+    # with no more references than that is nobody else's
+    holder = [np.empty(1)]
+    array = holder.pop()
+    return _probe(array) if hasattr(sys, "getrefcount") else -1
+
+
+def _probe(array: np.ndarray) -> int:
+    return _references(array)
+
+
+_PRIVATE_REFERENCES = _references_of_a_private_array()
+
+
+def _owned_array(gradient: Any) -> np.ndarray:
+    """``gradient`` itself when it is a writable float64 array of its own memory that
+    nothing else refers to (the usual result of a VJP), else a copy: so the arrays
+    ``grad`` returns are never re-copied for nothing, and never alias each other, the
+    seed, a node's value or a view of any of them."""
+    if (
+        gradient.__class__ is np.ndarray
+        and gradient.base is None
+        and _references(gradient) <= _PRIVATE_REFERENCES
+        and gradient.dtype is _FLOAT64
+        and gradient.flags.writeable
+    ):
+        return gradient
+    return _array(gradient)
+
+
 def backward(output: Tensor, gradient: Any = None) -> None:
     if not output.requires_grad:
         raise ValueError("backward() called on a tensor that does not require a gradient")
-    order, grads = _backpropagate(output, _seed(output, gradient, False), create_graph=False)
-    for node in order:
-        g = grads.get(node.id)
-        if g is None:
-            continue
+    grads = _backpropagate(output, _seed(output, gradient, False), create_graph=False)
+    for node, g in grads.items():
         if node.op is None and node.grad is not None:
             node.grad = node.grad + g
         else:
@@ -338,23 +583,30 @@ def grad(
     """
     if isinstance(inputs, Tensor):
         inputs = [inputs]
-    inputs = list(inputs)
-    for t in inputs:
-        if not isinstance(t, Tensor):
-            raise ValueError(f"grad() inputs must be Tensors, got {type(t).__name__}")
+    else:
+        inputs = list(inputs)
+        for t in inputs:
+            if t.__class__ is not Tensor and not isinstance(t, Tensor):
+                raise ValueError(f"grad() inputs must be Tensors, got {type(t).__name__}")
     if not output.requires_grad:
         return [_constant(np.zeros_like(t.value)) for t in inputs]
-    seed = _seed(output, grad_output, create_graph)
-    _, grads = _backpropagate(output, seed, create_graph=create_graph)
-    result = []
-    for t in inputs:
-        g = grads.get(t.id)
+    grads = _backpropagate(output, _seed(output, grad_output, create_graph), create_graph)
+    result: list[Tensor] = []
+    pop = grads.pop
+    for index, t in enumerate(inputs):
+        g = pop(t, None)  # popped: a gradient nothing else holds can be handed out as it is
         if g is None:
-            result.append(_constant(np.zeros_like(t.value)))
+            earlier = next((result[i] for i in range(index) if inputs[i] is t), None)
+            if earlier is None:
+                tensor = _constant(np.zeros_like(t.value))
+            else:  # the same input twice: an equal, separate array
+                tensor = earlier if create_graph else _constant(_array(earlier.value))
         elif create_graph:
-            result.append(g if isinstance(g, Tensor) else as_tensor(g))
+            tensor = g if g.__class__ is Tensor else as_tensor(g)
         else:
-            result.append(_constant(_array(g)))
+            tensor = _constant(_owned_array(g))
+        del g
+        result.append(tensor)
     return result
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from engine import primitives as P
-from engine.autodiff import Tensor, as_tensor
+from engine.autodiff import Tensor, as_tensor, unary_operator
 
 # ----- hidden units ----------------------------------------------------------------
 
@@ -37,8 +37,12 @@ def sigmoid(a: Tensor) -> Tensor:
     return P.sigmoid(a)
 
 
+_tanh = unary_operator(P.tanh)
+
+
 def tanh(a: Tensor) -> Tensor:
-    return P.tanh(a)
+    """tanh(a), the zero-centred sigmoid: tanh(a) = 2σ(2a) − 1."""
+    return _tanh(a)
 
 
 def softplus(a: Tensor) -> Tensor:

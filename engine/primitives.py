@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from engine.autodiff import Primitive, Tensor, Vjp, register_sum_to_shape
+from engine.autodiff import (
+    Primitive,
+    Tensor,
+    Vjp,
+    binary_operator,
+    register_sum_to_shape,
+    unary_operator,
+)
 
 
 def _value(x: Tensor | np.ndarray) -> np.ndarray:
@@ -30,11 +37,13 @@ _add_reduce = np.add.reduce
 def _sum_forward(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     if axis == 0 and not keepdims and np.ndim(x) == 2 and x.shape[0] >= 32:
         # a bias gradient Σ_examples g: as a product with ones it runs in BLAS, ~4× faster
-        return np.ones(x.shape[0]) @ x
+        return _ones(x.shape[0]) @ x
     return _add_reduce(x, axis=axis, keepdims=keepdims)
 
 
 def _sum_vjp(g: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    if axis is None and np.ndim(g) == 0 and g.__class__ is not Tensor:
+        return _broadcast_forward(g, x.shape)  # a plain total: it broadcasts as it is
     if not keepdims and axis is not None:
         axes = (axis,) if isinstance(axis, int) else tuple(axis)
         axes = tuple(a % x.ndim for a in axes)
@@ -105,18 +114,30 @@ getitem_p = Primitive(
 )
 
 
+# The shape helpers below are what VJPs call: on a Tensor (a recorded backward pass)
+# they add a node; on a plain array (an unrecorded one) they are the numpy call alone,
+# without a trip through ``apply``: the same result as the primitive's forward.
 def reshape(x: Tensor, shape: tuple[int, ...]) -> Tensor:
-    return reshape_p(x, shape=tuple(shape))
+    if x.__class__ is Tensor:
+        return reshape_p(x, shape=tuple(shape))
+    return np.asarray(x).reshape(shape)
 
 
 def broadcast_to(x: Tensor, shape: tuple[int, ...]) -> Tensor:
-    if np.shape(x) == tuple(shape):
+    shape = tuple(shape)
+    if x.__class__ is Tensor:
+        if x.value.shape == shape:
+            return x
+        return broadcast_to_p(x, shape=shape)
+    if np.shape(x) == shape:
         return x
-    return broadcast_to_p(x, shape=tuple(shape))
+    return _broadcast_forward(x, shape)
 
 
 def transpose(x: Tensor, axes: tuple[int, ...] | None = None) -> Tensor:
-    return transpose_p(x, axes=None if axes is None else tuple(axes))
+    if x.__class__ is Tensor:
+        return transpose_p(x, axes=None if axes is None else tuple(axes))
+    return np.asarray(x).transpose(None if axes is None else tuple(axes))
 
 
 def sum_to_shape(g: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -126,7 +147,9 @@ def sum_to_shape(g: Tensor, shape: tuple[int, ...]) -> Tensor:
         return g
     leading = g.ndim - len(shape)
     if g.shape[leading:] == shape:  # the common case: a bias broadcast over the batch
-        return sum_(g, axis=tuple(range(leading)) if leading > 1 else 0)
+        axis = tuple(range(leading)) if leading > 1 else 0
+        # plain arrays (a backward pass that is not recorded) go straight to numpy
+        return sum_(g, axis=axis) if isinstance(g, Tensor) else _sum_forward(g, axis)
     axes = tuple(range(leading)) + tuple(
         leading + i for i, n in enumerate(shape) if n == 1 and g.shape[leading + i] != 1
     )
@@ -134,7 +157,31 @@ def sum_to_shape(g: Tensor, shape: tuple[int, ...]) -> Tensor:
     return reshape(result, shape)
 
 
-register_sum_to_shape(sum_to_shape)
+_ones_cache: dict[int, np.ndarray] = {}
+
+
+def _ones(n: int) -> np.ndarray:
+    ones = _ones_cache.get(n)
+    if ones is None:
+        ones = np.ones(n)
+        ones.flags.writeable = False
+        if len(_ones_cache) < 64:
+            _ones_cache[n] = ones
+    return ones
+
+
+def _sum_array_to_shape(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``sum_to_shape`` for the plain arrays of an unrecorded backward pass: a bias
+    broadcast over the rows of a matrix (the usual case) is one numpy call."""
+    g_shape = np.shape(g) if g.__class__ is float else g.shape
+    if len(g_shape) == 2 and len(shape) == 1 and g_shape[1:] == shape:
+        if g_shape[0] >= 32:  # Σ over the batch as a product with ones: BLAS, ~4× faster
+            return _ones(g_shape[0]) @ g
+        return _add_reduce(g, 0)
+    return sum_to_shape(g, shape)
+
+
+register_sum_to_shape(sum_to_shape, _sum_array_to_shape)
 
 
 # ----- arithmetic ---------------------------------------------------------------
@@ -170,6 +217,12 @@ negative = Primitive("negative", np.negative, (lambda g, out, x: negative(g),), 
 
 
 def _power_vjp_base(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    if b.__class__ is not Tensor or not b.requires_grad:
+        exponent = _value(b)
+        if exponent.ndim == 0 and exponent == 2.0:
+            # a constant square, the usual case: 2a g is two products, and when recorded
+            # two nodes whose own derivatives are products too (no a ** 1 node)
+            return g * (2.0 * a)
     return g * b * a ** (b - 1.0)
 
 
@@ -186,6 +239,8 @@ power = Primitive(
 
 
 def _matmul_vjp_left(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim == 2 and b.ndim == 2:  # the common case first: one Python frame
+        return g @ b.T
     if b.ndim == 1:
         if a.ndim == 1:
             return g * b
@@ -198,6 +253,8 @@ def _matmul_vjp_left(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
 
 def _matmul_vjp_right(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim == 2 and b.ndim == 2:
+        return a.T @ g
     if a.ndim == 1:
         if b.ndim == 1:
             return g * a
@@ -500,7 +557,12 @@ def stack(count: int) -> Primitive:
 
 
 # ----- Tensor methods and operators ----------------------------------------------
+_total = unary_operator(sum_, axis=None, keepdims=False)
+
+
 def _sum_method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    if axis is None and not keepdims:
+        return _total(self)
     if isinstance(axis, list):
         axis = tuple(axis)
     return sum_(self, axis=axis, keepdims=keepdims)
@@ -508,10 +570,10 @@ def _sum_method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tenso
 
 def _mean_method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     if axis is None:
-        count = self.size
-    else:
-        axes = (axis,) if isinstance(axis, int) else tuple(axis)
-        count = int(np.prod([self.shape[a] for a in axes]))
+        total = _total(self) if not keepdims else sum_(self, axis=None, keepdims=True)
+        return total / float(self.value.size)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    count = int(np.prod([self.shape[a] for a in axes]))
     return _sum_method(self, axis, keepdims) / float(count)
 
 
@@ -542,33 +604,29 @@ def _getitem(self: Tensor, index: Any) -> Tensor:
     return getitem_p(self, index=index)
 
 
-def _rpow(self: Tensor, other: Any) -> Tensor:
-    return power(other, self)
-
-
 _methods = {
-    "__add__": lambda self, other: add(self, other),
-    "__radd__": lambda self, other: add(other, self),
-    "__sub__": lambda self, other: subtract(self, other),
-    "__rsub__": lambda self, other: subtract(other, self),
-    "__mul__": lambda self, other: multiply(self, other),
-    "__rmul__": lambda self, other: multiply(other, self),
-    "__truediv__": lambda self, other: divide(self, other),
-    "__rtruediv__": lambda self, other: divide(other, self),
-    "__matmul__": lambda self, other: matmul(self, other),
-    "__rmatmul__": lambda self, other: matmul(other, self),
-    "__pow__": lambda self, other: power(self, other),
-    "__rpow__": _rpow,
-    "__neg__": lambda self: negative(self),
+    "__add__": binary_operator(add),
+    "__radd__": binary_operator(add, reflected=True),
+    "__sub__": binary_operator(subtract),
+    "__rsub__": binary_operator(subtract, reflected=True),
+    "__mul__": binary_operator(multiply),
+    "__rmul__": binary_operator(multiply, reflected=True),
+    "__truediv__": binary_operator(divide),
+    "__rtruediv__": binary_operator(divide, reflected=True),
+    "__matmul__": binary_operator(matmul),
+    "__rmatmul__": binary_operator(matmul, reflected=True),
+    "__pow__": binary_operator(power),
+    "__rpow__": binary_operator(power, reflected=True),
+    "__neg__": unary_operator(negative),
     "__getitem__": _getitem,
     "sum": _sum_method,
     "mean": _mean_method,
     "reshape": _reshape_method,
     "transpose": _transpose_method,
-    "T": property(lambda self: transpose(self)),
-    "exp": lambda self: exp(self),
-    "log": lambda self: log(self),
-    "tanh": lambda self: tanh(self),
+    "T": property(unary_operator(transpose_p, axes=None)),
+    "exp": unary_operator(exp),
+    "log": unary_operator(log),
+    "tanh": unary_operator(tanh),
 }
 for _name, _method in _methods.items():
     setattr(Tensor, _name, _method)
