@@ -27,6 +27,7 @@ LABS = [
     ("output-units", "3", {"steps": "600"}, "mixture"),
     ("output-units", "half", {"steps": "600"}, "bernoulli"),
     ("hidden-units", "more", {"steps": "600"}, None),
+    ("depth-and-curvature", "deep", {"steps": "600"}, None),
 ]
 
 
@@ -76,12 +77,21 @@ def test_live_view_trains_beside_the_lab(page, server_url, console_errors, shots
     shots(page, f"live-{lab}{'-' + unit if unit else ''}")
 
 
-def test_live_view_reset_and_accessibility(page, server_url, console_errors, shots):
+def test_live_view_reset_hide_and_accessibility(page, server_url, console_errors, shots):
     _answer_and_run(page, server_url, "shallow-regression", "smoother", {"steps": "3000"}, None)
     page.wait_for_function("() => window.labLive.step >= 200", timeout=60_000)
     page.click(".live-reset")
     # reset: new initial weights, the counter starts again
     page.wait_for_function("() => window.labLive.step < 200", timeout=60_000)
+    # leaving the page closes the session; coming back (the back-forward cache) reopens it
+    # with the weights and counters it had
+    page.evaluate("() => window.dispatchEvent(new PageTransitionEvent('pagehide'))")
+    assert page.evaluate("() => window.labLive.socket === null")
+    left = page.evaluate("() => window.labLive.step")
+    assert page.inner_text('[data-testid="live-status"]').startswith("Paused while the page")
+    page.evaluate("() => window.dispatchEvent(new PageTransitionEvent('pageshow', "
+                  "{persisted: true}))")
+    page.wait_for_function(f"() => window.labLive.step > {left} + 20", timeout=60_000)
     page.wait_for_function("() => window.lab.runs >= 1", timeout=120_000)
     assert serious_violations(page) == []
     shots(page, "live-accessibility")
