@@ -95,6 +95,12 @@ def test_live_view_reset_hide_and_accessibility(page, server_url, console_errors
     page.wait_for_function("() => window.lab.runs >= 1", timeout=120_000)
     assert serious_violations(page) == []
     shots(page, "live-accessibility")
+    # "open in the playground" opens the playground on this very configuration
+    expected = page.evaluate("() => window.labLive.state.config")
+    page.goto(server_url + page.get_attribute(".live-link", "href"))
+    page.wait_for_function("() => window.playground && window.playground.state.config",
+                           timeout=60_000)
+    assert page.evaluate("() => window.playground.state.config") == expected
 
 
 def test_a_setting_the_engine_refuses_is_shown_and_the_lab_goes_on(page, server_url):
