@@ -103,7 +103,7 @@ def test_live_view_reset_hide_and_accessibility(page, server_url, console_errors
     assert page.evaluate("() => window.playground.state.config") == expected
 
 
-def test_a_setting_the_engine_refuses_is_shown_and_the_lab_goes_on(page, server_url):
+def test_a_setting_the_engine_refuses_is_shown_and_the_lab_goes_on(page, server_url, shots):
     # the lab's own refused request is the only error the browser may log (its 422)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -115,6 +115,7 @@ def test_a_setting_the_engine_refuses_is_shown_and_the_lab_goes_on(page, server_
     assert "could not start" in live_error.inner_text()
     assert "learning_rate" in live_error.inner_text()
     page.wait_for_function("() => window.lab.runs >= 1", timeout=60_000)
+    shots(page, "live-error")
     # corrected, the same page runs both: the lab and the live view
     page.fill('[data-setting="learning_rate"]', "0.3")
     page.click("#run")

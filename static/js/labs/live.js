@@ -126,7 +126,10 @@ export class LiveView {
     this.error = make("div", "live-error");
     this.error.setAttribute("role", "alert");
     this.error.hidden = true;
+    // the pictures take their room with the first frame: before Run there is nothing to show
     const figures = make("div", "live-figures");
+    figures.hidden = true;
+    this.figures = figures;
     this.surfaceElement = make("div", "surface live-surface");
     this.surfaceElement.setAttribute("role", "img");
     this.surfaceElement.setAttribute("aria-label", label);
@@ -273,7 +276,8 @@ export class LiveView {
   }
 
   rejected(message) {
-    const text = message.message || "The server rejected the command.";
+    // one sentence, ended, whatever the server's message ends with
+    const text = (message.message || "The server rejected the command").replace(/[.\s]*$/, ".");
     this.lastError = message;
     if (message.command === "configure") {
       this.showError(`The live network could not start: ${text} The lab's own run goes on.`);
@@ -342,6 +346,7 @@ export class LiveView {
 
   take(raw) {
     const frame = adaptFrame(raw);
+    this.figures.hidden = false;
     if (this.pendingData) {
       this.surface.setData(this.pendingData);
       this.pendingData = null;
