@@ -83,8 +83,26 @@ def test_live_view_reset_hide_and_accessibility(page, server_url, console_errors
     page.click(".live-reset")
     # reset: new initial weights, the counter starts again
     page.wait_for_function("() => window.labLive.step < 200", timeout=60_000)
-    # leaving the page closes the session; coming back (the back-forward cache) reopens it
-    # with the weights and counters it had
+    page.wait_for_function("() => window.labLive.step >= 100", timeout=60_000)
+    # a hidden page closes its socket; shown again, it reopens with the weights and counters
+    # it had (document.hidden is the browser's to set: the test overrides it)
+    page.evaluate("""() => {
+      window.closedSocket = window.labLive.socket.socket;
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+      document.dispatchEvent(new Event("visibilitychange"));
+    }""")
+    assert page.evaluate("() => window.labLive.socket === null")
+    page.wait_for_function("() => window.closedSocket.readyState === WebSocket.CLOSED")
+    hidden_at, frames = page.evaluate("() => [window.labLive.step, window.labLive.frames]")
+    page.evaluate("""() => {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
+      document.dispatchEvent(new Event("visibilitychange"));
+    }""")
+    page.wait_for_function(f"() => window.labLive.frames > {frames}", timeout=60_000)
+    # the first frame after it came back carries on from the step it left at
+    assert page.evaluate("() => window.labLive.step") >= hidden_at
+    # leaving the page closes the session too; coming back (the back-forward cache) reopens
+    # it the same way
     page.evaluate("() => window.dispatchEvent(new PageTransitionEvent('pagehide'))")
     assert page.evaluate("() => window.labLive.socket === null")
     left = page.evaluate("() => window.labLive.step")
