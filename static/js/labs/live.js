@@ -308,7 +308,7 @@ export class LiveView {
   syncPlay() {
     const playing = this.state.playing;
     this.playButton.textContent = playing ? "Pause" : "Play";
-    this.playButton.setAttribute("aria-label", playing ? "pause the live network" : "train the live network");
+    this.playButton.setAttribute("aria-label", playing ? "pause the live network" : "play: train the live network");
   }
 
   // ----- frames: one asked for at a time, the newest drawn each animation frame -----
