@@ -210,9 +210,11 @@ export class LiveView {
         step: this.state.step, epoch: this.state.epoch,
       };
       if (!this.resume.weights) { delete this.resume.weights; delete this.resume.step; delete this.resume.epoch; }
+    } else if (this.wanted) {
+      this.resume = this.wanted; // Run was pressed and the session had not started yet
     }
     this.close();
-    this.status.textContent = `Paused while the page was hidden, at step ${this.step}.`;
+    if (this.resume) this.status.textContent = `Paused while the page was hidden, at step ${this.step}.`;
   }
 
   wake() {
