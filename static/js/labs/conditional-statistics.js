@@ -3,6 +3,7 @@
 
 import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
 import { COLORS, CONFIG, LAYOUT, startLab } from "./plots.js";
+import { attachLive, engineConfig } from "./live.js";
 
 renderMath();
 const form = document.getElementById("predict");
@@ -73,3 +74,19 @@ function gapsAt(run, snapshot) {
     absolute: [gap(snapshot.absolute, run.bins.mean), gap(snapshot.absolute, run.bins.median)],
   };
 }
+
+// The live view: the `mean_median` preset's skewed data and net with the learner's settings,
+// trained with the loss chosen in the panel (the lab trains both; the engine one at a time).
+attachLive(form, document.getElementById("live-view"), {
+  label: "the live network's fit over the skewed training points",
+  steps: () => readSettings(form).steps,
+  choice: { label: "live loss", options: [["absolute", "absolute error (median)"], ["squared", "squared error (mean)"]] },
+  config: (loss) => {
+    const s = readSettings(form);
+    return engineConfig({
+      model: { features: ["x1"], layers: [{ units: s.hidden, activation: "tanh" }], output: { loss: loss || "absolute" } },
+      training: { optimizer: "adam", learning_rate: s.learning_rate, batch_size: 20 },
+      data: { name: "skewed_1d", size: s.size, noise: s.noise, train_fraction: 0.75 },
+    });
+  },
+});

@@ -5,6 +5,7 @@
 import { drawResult } from "../jobplots.js";
 import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showError, showVerdict } from "./common.js";
 import { COLORS, CONFIG, LAYOUT, startLab } from "./plots.js";
+import { attachLive, engineConfig } from "./live.js";
 
 renderMath();
 const form = document.getElementById("predict");
@@ -236,4 +237,36 @@ document.getElementById("job-spectrum").addEventListener("click", () => {
 document.getElementById("job-landscape").addEventListener("click", () => {
   if (!trained) return;
   submit({ kind: "landscape", config: trained.config, weights: trained.weights, directions: "hessian", resolution: 25, span: 1 });
+});
+
+// The live view: one of the nets the comparison trains (the widest of its depth within the
+// largest budget: engine/depth.py width_for_budget), in the playground's engine.
+function parameterCount(inputs, depth, width) {
+  return (inputs + 1) * width + (depth - 1) * (width + 1) * width + width + 1;
+}
+
+attachLive(form, document.getElementById("live-view"), {
+  label: "the live network's fit to the target: a surface over the input plane, or a curve for the 1-D sine",
+  steps: () => readSettings(form).steps,
+  choice: { label: "live net", options: [["1", "one hidden layer"], ["deep", "the deepest compared"]] },
+  config: (which) => {
+    const s = comparisonSettings();
+    const inputs = s.target === "ripple_2d" ? 2 : 1;
+    const budget = Math.max(...s.budgets.map(Number));
+    if (!Number.isFinite(budget)) throw new Error("the parameter budgets must be numbers.");
+    const depth = which === "deep" ? Math.max(1, ...s.depths) : 1;
+    if (parameterCount(inputs, depth, 1) > budget) {
+      throw new Error(`no net of ${depthName(depth)} fits within ${budget} parameters.`);
+    }
+    let width = 1;
+    while (parameterCount(inputs, depth, width + 1) <= budget) width += 1;
+    return engineConfig({
+      model: {
+        features: ["x1", "x2"].slice(0, inputs), output: { loss: "squared" }, seed: s.seed,
+        layers: Array.from({ length: depth }, () => ({ units: width, activation: s.activation })),
+      },
+      training: { optimizer: "adam", learning_rate: s.learning_rate, batch_size: 50 },
+      data: { name: s.target, size: 200, noise: 0 },
+    });
+  },
 });

@@ -4,6 +4,7 @@
 
 import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
 import { COLORS, CONFIG, LAYOUT, startLab } from "./plots.js";
+import { attachLive, engineConfig } from "./live.js";
 
 renderMath();
 const form = document.getElementById("predict");
@@ -299,3 +300,19 @@ document.getElementById("activation").addEventListener("change", async (event) =
   drawShape(Plotly, readSettings(form));
 });
 loadPlotly(document.body.dataset.plotlyUrl).then((Plotly) => drawShape(Plotly, readSettings(form)));
+
+// The live view: the chosen hidden unit, depth and width on the chosen data set, as the
+// playground trains it (a Bernoulli output, like the lab's net).
+attachLive(form, document.getElementById("live-view"), {
+  label: "the live network's decision surface p(y = 1 | x) over the input plane, with the data",
+  steps: () => readSettings(form).steps,
+  config: () => {
+    const s = readSettings(form);
+    const layer = { units: s.width, activation: s.activation, slope: s.slope, pieces: s.pieces };
+    return engineConfig({
+      model: { layers: Array.from({ length: Number(s.depth) || 1 }, () => ({ ...layer })), output: { loss: "bernoulli" } },
+      training: { optimizer: s.optimizer, learning_rate: s.learning_rate, batch_size: 20 },
+      data: { name: s.dataset, size: 300, noise: 0.1 },
+    });
+  },
+});

@@ -3,6 +3,7 @@
 
 import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
 import { COLORS, CONFIG, LAYOUT, startLab } from "./plots.js";
+import { attachLive, engineConfig } from "./live.js";
 
 const QUESTIONS = {
   bernoulli: {
@@ -155,3 +156,32 @@ function rgba(hex, alpha) {
   const value = parseInt(hex.slice(1), 16);
   return `rgba(${value >> 16}, ${(value >> 8) & 255}, ${value & 255}, ${Math.min(1, alpha).toFixed(3)})`;
 }
+
+// The live view: the chosen output unit in the playground's engine. The Gaussian with learned
+// precision and the mixture train on the lab's own data sets; the lab's Bernoulli and softmax
+// data are 1-D classes, which the engine's data sets do not offer, so those two train on
+// 2-D data (moons; the three-armed spiral) where the surface shows p(y | x).
+attachLive(form, document.getElementById("live-view"), {
+  label: "the live network's prediction: p(y | x) over the inputs, or the mean and spread of y against x",
+  steps: () => readSettings(form).steps,
+  config: () => {
+    const s = readSettings(form);
+    const layers = [{ units: s.hidden === undefined ? 16 : s.hidden, activation: "tanh" }];
+    const training = { optimizer: "adam", learning_rate: s.learning_rate, batch_size: 20 };
+    if (s.unit === "bernoulli") {
+      return engineConfig({ model: { layers, output: { loss: "bernoulli" } }, training, data: { name: "moons", size: 400, noise: 0.1 } });
+    }
+    if (s.unit === "softmax") {
+      return engineConfig({
+        model: { layers, output: { loss: "softmax" } }, training,
+        data: { name: "spiral_multiclass", classes: 3, size: 400, noise: 0.1 },
+      });
+    }
+    const mixture = s.unit === "mixture";
+    return engineConfig({
+      model: { features: ["x1"], layers, output: { loss: s.unit, components: mixture ? s.components : 3 } },
+      training: { ...training, clip_norm: mixture && s.clip ? s.clip_norm : 0 },
+      data: { name: mixture ? "inverse_sine" : "heteroscedastic_1d", size: 400, noise: mixture ? 0 : 0.3, train_fraction: 0.75 },
+    });
+  },
+});

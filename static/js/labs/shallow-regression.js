@@ -3,6 +3,7 @@
 
 import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
 import { COLORS, LAYOUT, CONFIG, startLab } from "./plots.js";
+import { attachLive, engineConfig } from "./live.js";
 
 renderMath();
 const form = document.getElementById("predict");
@@ -63,3 +64,18 @@ function draw(Plotly, run, snapshot, final) {
   }, CONFIG);
   lab.drawn(snapshot.step);
 }
+
+// The live view: Example 6.1.1's network (the playground's `example_6_1_1` preset) with the
+// learner's hidden units, λ, learning rate and noise, trained in the playground's engine.
+attachLive(form, document.getElementById("live-view"), {
+  label: "the live network's fit f(x) over the training points",
+  steps: () => readSettings(form).steps,
+  config: () => {
+    const s = readSettings(form);
+    return engineConfig({
+      model: { features: ["x1"], layers: [{ units: s.hidden, activation: "sigmoid" }], output: { loss: "squared" } },
+      training: { optimizer: "sgd", learning_rate: s.learning_rate, batch_size: 10, l2: s.l2 },
+      data: { name: "sine_1d", size: 200, noise: s.noise, train_fraction: 0.75 },
+    });
+  },
+});
