@@ -417,42 +417,58 @@ def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
     same code as when recording, they just see ndarrays and so run as plain numpy.
 
     Leaves get their gradient without a trip through the heap (they have no VJPs to
-    run); VJPs of one or two operands and no parameters (nearly all) are called with
-    positional arguments, which Python calls faster than ``f(*args, **kwargs)``."""
+    run). A node's VJPs are called with positional arguments (Python calls those faster
+    than ``f(*args, **kwargs)``) from a per-arity branch taken once per node, and each
+    edge's contribution goes through one shared accumulation step, so the per-edge
+    work is the VJP call, one shape comparison and one dictionary look-up."""
     grads: dict[Tensor, Any] = {root: seed}
     owned: set[Tensor] = set()  # gradients this walk created by a sum: safe to add into
     heap: list[tuple[int, Tensor]] = [(-root.id, root)]
     reduce = _sum_array_to_shape
+    get = grads.get
+    pop = heappop
+    push = heappush
     while heap:
-        node = heappop(heap)[1]
+        node = pop(heap)[1]
         g = grads[node]
         out = node.value
         params = node.params
         parents = node.parents
+        vjps = node.op.vjps
         arity = len(parents)
+        # the contributions of this node's edges, as (parent, gradient) pairs
         if arity == 2:
             a, b = parents
+            va, vb = vjps
             first, second = a.value, b.value
+            edges = []
+            if va is not None and a.requires_grad:
+                if params:
+                    edges.append((a, va(g, out, first, second, **params)))
+                else:
+                    edges.append((a, va(g, out, first, second)))
+            if vb is not None and b.requires_grad:
+                if params:
+                    edges.append((b, vb(g, out, first, second, **params)))
+                else:
+                    edges.append((b, vb(g, out, first, second)))
         elif arity == 1:
-            first = parents[0].value
-        else:
-            operands = [p.value for p in parents]
-        for vjp, parent in zip(node.op.vjps, parents):
-            if vjp is None or not parent.requires_grad:
+            a = parents[0]
+            va = vjps[0]
+            if va is None or not a.requires_grad:
                 continue
             if params:
-                if arity == 2:
-                    contribution = vjp(g, out, first, second, **params)
-                elif arity == 1:
-                    contribution = vjp(g, out, first, **params)
-                else:
-                    contribution = vjp(g, out, *operands, **params)
-            elif arity == 2:
-                contribution = vjp(g, out, first, second)
-            elif arity == 1:
-                contribution = vjp(g, out, first)
+                edges = ((a, va(g, out, a.value, **params)),)
             else:
-                contribution = vjp(g, out, *operands)
+                edges = ((a, va(g, out, a.value)),)
+        else:
+            operands = [p.value for p in parents]
+            edges = [
+                (parent, vjp(g, out, *operands, **params))
+                for vjp, parent in zip(vjps, parents)
+                if vjp is not None and parent.requires_grad
+            ]
+        for parent, contribution in edges:
             shape = parent.value.shape
             try:
                 mismatch = contribution.shape != shape
@@ -460,11 +476,11 @@ def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
                 mismatch = np.shape(contribution) != shape
             if mismatch:
                 contribution = reduce(contribution, shape)
-            previous = grads.get(parent)
+            previous = get(parent)
             if previous is None:
                 grads[parent] = contribution
                 if parent.op is not None:
-                    heappush(heap, (-parent.id, parent))
+                    push(heap, (-parent.id, parent))
             elif parent in owned:
                 previous += contribution
             else:
