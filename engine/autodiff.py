@@ -192,6 +192,27 @@ def _constant(value: np.ndarray) -> Tensor:
     return tensor
 
 
+_scalar_arrays: dict[Any, np.ndarray] = {}
+
+
+def _operand(value: Any) -> Tensor:
+    """A non-Tensor operand of a Tensor operator as a constant node. Python numbers
+    (``x ** 2``, ``s / n``, ``1.0 - h``) recur every step: their 0-d arrays are made
+    once and kept read-only (a few hundred at most), since ``np.asarray`` of a number
+    costs more than the rest of the constant. Zero and NaN are left out (signed zeros
+    compare equal, NaN unequal to itself)."""
+    cls = value.__class__
+    if (cls is float or cls is int) and value and value == value:
+        array = _scalar_arrays.get(value)
+        if array is None:
+            array = np.asarray(value, dtype=np.float64)
+            array.flags.writeable = False
+            if len(_scalar_arrays) < 256:
+                _scalar_arrays[value] = array
+        return _constant(array)
+    return _constant(_as_array(value))
+
+
 def as_tensor(value: Any) -> Tensor:
     if isinstance(value, Tensor):
         return value
@@ -230,10 +251,10 @@ def apply(prim: Primitive, *inputs: Any, **params: Any) -> Any:
         a, b = inputs
         if a.__class__ is Tensor:
             if b.__class__ is not Tensor:
-                b = _constant(_as_array(b))
+                b = _operand(b)
                 inputs = (a, b)
         elif b.__class__ is Tensor:
-            a = _constant(_as_array(a))
+            a = _operand(a)
             inputs = (a, b)
         else:
             return forward(a, b, **params)
@@ -323,9 +344,9 @@ def binary_operator(prim: Primitive, reflected: bool = False) -> Callable[[Any, 
             a, b = b, a
         if a.__class__ is Tensor:
             if b.__class__ is not Tensor:
-                b = _constant(_as_array(b))
+                b = _operand(b)
         elif b.__class__ is Tensor:
-            a = _constant(_as_array(a))
+            a = _operand(a)
         else:
             return forward(a, b)
         try:
