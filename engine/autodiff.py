@@ -438,19 +438,21 @@ def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
     same code as when recording, they just see ndarrays and so run as plain numpy.
 
     Leaves get their gradient without a trip through the heap (they have no VJPs to
-    run). A node's VJPs are called with positional arguments (Python calls those faster
-    than ``f(*args, **kwargs)``) from a per-arity branch taken once per node, and each
-    edge's contribution goes through one shared accumulation step, so the per-edge
-    work is the VJP call, one shape comparison and one dictionary look-up."""
+    run), and the next node of a chain is taken straight from the edge that reached it
+    (see the end of the loop). A node's VJPs are called with positional arguments
+    (Python calls those faster than ``f(*args, **kwargs)``) from a per-arity branch
+    taken once per node, and each edge's contribution goes through one shared
+    accumulation step, so the per-edge work is the VJP call, one shape comparison and
+    one dictionary look-up."""
     grads: dict[Tensor, Any] = {root: seed}
     owned: set[Tensor] = set()  # gradients this walk created by a sum: safe to add into
-    heap: list[tuple[int, Tensor]] = [(-root.id, root)]
+    heap: list[tuple[int, Tensor]] = []  # pending nodes other than the next one
     reduce = _sum_array_to_shape
     get = grads.get
     pop = heappop
     push = heappush
-    while heap:
-        node = pop(heap)[1]
+    node = root
+    while True:
         g = grads[node]
         out = node.value
         params = node.params
@@ -477,8 +479,8 @@ def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
             a = parents[0]
             va = vjps[0]
             if va is None or not a.requires_grad:
-                continue
-            if params:
+                edges = ()
+            elif params:
                 edges = ((a, va(g, out, a.value, **params)),)
             else:
                 edges = ((a, va(g, out, a.value)),)
@@ -489,6 +491,7 @@ def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
                 for vjp, parent in zip(vjps, parents)
                 if vjp is not None and parent.requires_grad
             ]
+        fresh = None  # the first parent this node gave a gradient to that has VJPs to run
         for parent, contribution in edges:
             shape = parent.value.shape
             try:
@@ -501,7 +504,10 @@ def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
             if previous is None:
                 grads[parent] = contribution
                 if parent.op is not None:
-                    push(heap, (-parent.id, parent))
+                    if fresh is None:
+                        fresh = parent
+                    else:
+                        push(heap, (-parent.id, parent))
             elif parent in owned:
                 previous += contribution
             else:
@@ -509,7 +515,16 @@ def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
                 grads[parent] = total
                 if total.__class__ is np.ndarray:
                     owned.add(parent)
-    return grads
+        # the next node is the pending one created last; in a chain (most of a network's
+        # graph) that is the parent just reached, taken without a trip through the heap
+        if fresh is not None and (not heap or fresh.id > -heap[0][0]):
+            node = fresh
+        elif heap:
+            if fresh is not None:
+                push(heap, (-fresh.id, fresh))
+            node = pop(heap)[1]
+        else:
+            return grads
 
 
 def _walk_recorded(root: Tensor, seed: Tensor) -> dict[Tensor, Any]:
