@@ -192,6 +192,27 @@ def _constant(value: np.ndarray) -> Tensor:
     return tensor
 
 
+_scalar_arrays: dict[Any, np.ndarray] = {}
+
+
+def _operand(value: Any) -> Tensor:
+    """A non-Tensor operand of a Tensor operator as a constant node. Python numbers
+    (``x ** 2``, ``s / n``, ``1.0 - h``) recur every step: their 0-d arrays are made
+    once and kept read-only (a few hundred at most), since ``np.asarray`` of a number
+    costs more than the rest of the constant. Zero and NaN are left out (signed zeros
+    compare equal, NaN unequal to itself)."""
+    cls = value.__class__
+    if (cls is float or cls is int) and value and value == value:
+        array = _scalar_arrays.get(value)
+        if array is None:
+            array = np.asarray(value, dtype=np.float64)
+            array.flags.writeable = False
+            if len(_scalar_arrays) < 256:
+                _scalar_arrays[value] = array
+        return _constant(array)
+    return _constant(_as_array(value))
+
+
 def as_tensor(value: Any) -> Tensor:
     if isinstance(value, Tensor):
         return value
@@ -230,10 +251,10 @@ def apply(prim: Primitive, *inputs: Any, **params: Any) -> Any:
         a, b = inputs
         if a.__class__ is Tensor:
             if b.__class__ is not Tensor:
-                b = _constant(_as_array(b))
+                b = _operand(b)
                 inputs = (a, b)
         elif b.__class__ is Tensor:
-            a = _constant(_as_array(a))
+            a = _operand(a)
             inputs = (a, b)
         else:
             return forward(a, b, **params)
@@ -323,9 +344,9 @@ def binary_operator(prim: Primitive, reflected: bool = False) -> Callable[[Any, 
             a, b = b, a
         if a.__class__ is Tensor:
             if b.__class__ is not Tensor:
-                b = _constant(_as_array(b))
+                b = _operand(b)
         elif b.__class__ is Tensor:
-            a = _constant(_as_array(a))
+            a = _operand(a)
         else:
             return forward(a, b)
         try:
@@ -417,42 +438,61 @@ def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
     same code as when recording, they just see ndarrays and so run as plain numpy.
 
     Leaves get their gradient without a trip through the heap (they have no VJPs to
-    run); VJPs of one or two operands and no parameters (nearly all) are called with
-    positional arguments, which Python calls faster than ``f(*args, **kwargs)``."""
+    run), and the next node of a chain is taken straight from the edge that reached it
+    (see the end of the loop). A node's VJPs are called with positional arguments
+    (Python calls those faster than ``f(*args, **kwargs)``) from a per-arity branch
+    taken once per node, and each edge's contribution goes through one shared
+    accumulation step, so the per-edge work is the VJP call, one shape comparison and
+    one dictionary look-up."""
     grads: dict[Tensor, Any] = {root: seed}
     owned: set[Tensor] = set()  # gradients this walk created by a sum: safe to add into
-    heap: list[tuple[int, Tensor]] = [(-root.id, root)]
+    heap: list[tuple[int, Tensor]] = []  # pending nodes other than the next one
     reduce = _sum_array_to_shape
-    while heap:
-        node = heappop(heap)[1]
+    get = grads.get
+    pop = heappop
+    push = heappush
+    node = root
+    while True:
         g = grads[node]
         out = node.value
         params = node.params
         parents = node.parents
+        vjps = node.op.vjps
         arity = len(parents)
+        # the contributions of this node's edges, as (parent, gradient) pairs
         if arity == 2:
             a, b = parents
+            va, vb = vjps
             first, second = a.value, b.value
+            edges = []
+            if va is not None and a.requires_grad:
+                if params:
+                    edges.append((a, va(g, out, first, second, **params)))
+                else:
+                    edges.append((a, va(g, out, first, second)))
+            if vb is not None and b.requires_grad:
+                if params:
+                    edges.append((b, vb(g, out, first, second, **params)))
+                else:
+                    edges.append((b, vb(g, out, first, second)))
         elif arity == 1:
-            first = parents[0].value
+            a = parents[0]
+            va = vjps[0]
+            if va is None or not a.requires_grad:
+                edges = ()
+            elif params:
+                edges = ((a, va(g, out, a.value, **params)),)
+            else:
+                edges = ((a, va(g, out, a.value)),)
         else:
             operands = [p.value for p in parents]
-        for vjp, parent in zip(node.op.vjps, parents):
-            if vjp is None or not parent.requires_grad:
-                continue
-            if params:
-                if arity == 2:
-                    contribution = vjp(g, out, first, second, **params)
-                elif arity == 1:
-                    contribution = vjp(g, out, first, **params)
-                else:
-                    contribution = vjp(g, out, *operands, **params)
-            elif arity == 2:
-                contribution = vjp(g, out, first, second)
-            elif arity == 1:
-                contribution = vjp(g, out, first)
-            else:
-                contribution = vjp(g, out, *operands)
+            edges = [
+                (parent, vjp(g, out, *operands, **params))
+                for vjp, parent in zip(vjps, parents)
+                if vjp is not None and parent.requires_grad
+            ]
+        fresh = None  # the first parent this node gave a gradient to that has VJPs to run
+        for parent, contribution in edges:
             shape = parent.value.shape
             try:
                 mismatch = contribution.shape != shape
@@ -460,11 +500,14 @@ def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
                 mismatch = np.shape(contribution) != shape
             if mismatch:
                 contribution = reduce(contribution, shape)
-            previous = grads.get(parent)
+            previous = get(parent)
             if previous is None:
                 grads[parent] = contribution
                 if parent.op is not None:
-                    heappush(heap, (-parent.id, parent))
+                    if fresh is None:
+                        fresh = parent
+                    else:
+                        push(heap, (-parent.id, parent))
             elif parent in owned:
                 previous += contribution
             else:
@@ -472,7 +515,16 @@ def _walk_arrays(root: Tensor, seed: Any) -> dict[Tensor, Any]:
                 grads[parent] = total
                 if total.__class__ is np.ndarray:
                     owned.add(parent)
-    return grads
+        # the next node is the pending one created last; in a chain (most of a network's
+        # graph) that is the parent just reached, taken without a trip through the heap
+        if fresh is not None and (not heap or fresh.id > -heap[0][0]):
+            node = fresh
+        elif heap:
+            if fresh is not None:
+                push(heap, (-fresh.id, fresh))
+            node = pop(heap)[1]
+        else:
+            return grads
 
 
 def _walk_recorded(root: Tensor, seed: Tensor) -> dict[Tensor, Any]:
