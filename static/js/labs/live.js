@@ -66,6 +66,7 @@ export class LiveView {
     this.wanted = null; // the configure to send on the next hello
     this.resume = null; // what a hidden page reopens with
     this.stopAt = null; // pause the live run at this step (the lab's run length)
+    this.pauseAsked = false; // a pause at stopAt was sent and no paused frame came back yet
     this.frames = 0; // frames drawn (for tests)
     this.step = 0;
     this.loss = null;
@@ -174,6 +175,7 @@ export class LiveView {
     this.resume = null;
     const steps = Number(this.runLength());
     this.stopAt = Number.isInteger(steps) && steps > 0 ? steps : null;
+    this.pauseAsked = false;
     this.wanted = { type: "configure", config: this.config(), view: VIEW, speed: SPEED, play: true };
     this.configured = false;
     this.state.resetCurves();
@@ -366,8 +368,16 @@ export class LiveView {
     const accuracy = Number.isFinite(frame.trainAccuracy) ? ` · accuracy ${(100 * frame.trainAccuracy).toFixed(0)}%` : "";
     let text = `step ${frame.step} · epoch ${frame.epoch.toFixed(1)} · training loss ${loss}${accuracy}`;
     if (this.stopAt !== null && frame.step >= this.stopAt) {
-      if (frame.playing) this.send({ type: "pause" });
-      text += ` · paused at the lab's ${this.stopAt} steps (Play goes on)`;
+      // frames already on their way still say "playing": ask once, and say "paused" (with the
+      // button reading Play) only when a frame shows the server has paused
+      if (frame.playing) {
+        if (!this.pauseAsked) this.send({ type: "pause" });
+        this.pauseAsked = true;
+        text += ` · stopping at the lab's ${this.stopAt} steps`;
+      } else {
+        this.pauseAsked = false;
+        text += ` · paused at the lab's ${this.stopAt} steps (Play goes on)`;
+      }
     } else if (!frame.playing) {
       text += " · paused";
     }
