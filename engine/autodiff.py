@@ -67,7 +67,7 @@ Vjp = Callable[..., "Tensor"]
 _FLOAT64 = np.dtype(np.float64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per operation: compared and hashed by identity
 class Primitive:
     """One differentiable operation: a numpy forward and one VJP per input.
 
@@ -393,6 +393,16 @@ def register_sum_to_shape(
     _sum_array_to_shape = function if for_arrays is None else for_arrays
 
 
+# ----- backward plans (engine.plans): the walk of a graph's shape, compiled once ----------
+_planner: Callable[[Tensor, Any], dict[Tensor, Any] | None] | None = None
+
+
+def register_planner(planner: Callable[[Tensor, Any], dict[Tensor, Any] | None] | None) -> None:
+    """What ``grad`` asks first for an unrecorded backward pass (``None``: always walk)."""
+    global _planner
+    _planner = planner
+
+
 def topological_order(root: Tensor) -> list[Tensor]:
     """Nodes that need a gradient, parents before children, found without recursion."""
     order: list[Tensor] = []
@@ -642,7 +652,16 @@ def grad(
                 raise ValueError(f"grad() inputs must be Tensors, got {type(t).__name__}")
     if not output.requires_grad:
         return [_constant(np.zeros_like(t.value)) for t in inputs]
-    grads = _backpropagate(output, _seed(output, grad_output, create_graph), create_graph)
+    seed = _seed(output, grad_output, create_graph)
+    grads = None
+    if _planner is not None and not create_graph and output.op is not None:
+        for t in inputs:
+            if t.op is not None:  # an inner node's gradient: plans keep only the leaves'
+                break
+        else:
+            grads = _planner(output, seed)
+    if grads is None:
+        grads = _backpropagate(output, seed, create_graph)
     result: list[Tensor] = []
     pop = grads.pop
     for index, t in enumerate(inputs):

@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from engine import plans
 from engine.autodiff import (
     Primitive,
     Tensor,
     Vjp,
     binary_operator,
+    register_planner,
     register_sum_to_shape,
     unary_operator,
 )
@@ -32,12 +34,17 @@ def _value(x: Tensor | np.ndarray) -> np.ndarray:
 
 # ----- shape primitives (declared first: the others' VJPs use them) -----------
 _add_reduce = np.add.reduce
+# For two matrices ``np.dot`` is the same BLAS product as ``np.matmul`` without the ufunc
+# machinery: 0.2–0.5 µs less a call, and a column times a row (k = 1) runs in BLAS
+# (1.1 µs at 500 × 8) where matmul falls back to a loop (5.2 µs).
+_dot = np.dot
+_ndarray = np.ndarray
 
 
 def _sum_forward(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     if axis == 0 and not keepdims and np.ndim(x) == 2 and x.shape[0] >= 32:
         # a bias gradient Σ_examples g: as a product with ones it runs in BLAS, ~4× faster
-        return _ones(x.shape[0]) @ x
+        return _dot(_ones(x.shape[0]), x)
     return _add_reduce(x, axis=axis, keepdims=keepdims)
 
 
@@ -176,7 +183,7 @@ def _sum_array_to_shape(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     g_shape = np.shape(g) if g.__class__ is float else g.shape
     if len(g_shape) == 2 and len(shape) == 1 and g_shape[1:] == shape:
         if g_shape[0] >= 32:  # Σ over the batch as a product with ones: BLAS, ~4× faster
-            return _ones(g_shape[0]) @ g
+            return _dot(_ones(g_shape[0]), g)
         return _add_reduce(g, 0)
     return sum_to_shape(g, shape)
 
@@ -185,9 +192,38 @@ register_sum_to_shape(sum_to_shape, _sum_array_to_shape)
 
 
 # ----- arithmetic ---------------------------------------------------------------
+def _add_forward(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if (
+        a.__class__ is _ndarray is b.__class__
+        and a.ndim == 2
+        and b.ndim == 1
+        and a.shape[0] >= 32
+        and a.shape[1] == b.shape[0]
+    ):
+        # a bias added to every row of a tall matrix: numpy's broadcast loop runs a short
+        # inner loop per row; the rows of b made by one BLAS product with a column of ones
+        # and then one contiguous add is 30% faster, with the same sums
+        result = _dot(_ones_column(a.shape[0]), b.reshape(1, -1))
+        result += a
+        return result
+    return np.add(a, b)
+
+
+_ones_columns: dict[int, np.ndarray] = {}
+
+
+def _ones_column(n: int) -> np.ndarray:
+    column = _ones_columns.get(n)
+    if column is None:
+        column = _ones(n).reshape(n, 1)
+        if len(_ones_columns) < 64:
+            _ones_columns[n] = column
+    return column
+
+
 add = Primitive(
     "add",
-    np.add,
+    _add_forward,
     (lambda g, out, a, b: g, lambda g, out, a, b: g),
     formula="a + b",
     symbol="+",
@@ -238,8 +274,24 @@ power = Primitive(
 )
 
 
+def _matmul_forward(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.__class__ is _ndarray is b.__class__ and a.ndim == 2 and b.ndim == 2:
+        return _dot(a, b)
+    return np.matmul(a, b)
+
+
+def _product_with_transpose(g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """g bᵀ on arrays: for a tall g, BLAS is faster against a contiguous copy of the small
+    bᵀ than against the transposed view (2.1 against 3.2 µs at 500 × 8 · 8 × 8)."""
+    if g.shape[0] >= 32 and b.shape[1] > 1:
+        return _dot(g, np.ascontiguousarray(b.T))
+    return _dot(g, b.T)
+
+
 def _matmul_vjp_left(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
     if a.ndim == 2 and b.ndim == 2:  # the common case first: one Python frame
+        if g.__class__ is np.ndarray:
+            return _product_with_transpose(g, b)
         return g @ b.T
     if b.ndim == 1:
         if a.ndim == 1:
@@ -254,6 +306,8 @@ def _matmul_vjp_left(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
 def _matmul_vjp_right(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
     if a.ndim == 2 and b.ndim == 2:
+        if g.__class__ is np.ndarray:
+            return _dot(a.T, g)
         return a.T @ g
     if a.ndim == 1:
         if b.ndim == 1:
@@ -274,7 +328,7 @@ def _swap(x: Tensor) -> Tensor:
 
 
 matmul = Primitive(
-    "matmul", np.matmul, (_matmul_vjp_left, _matmul_vjp_right), formula="A · B", symbol="·"
+    "matmul", _matmul_forward, (_matmul_vjp_left, _matmul_vjp_right), formula="A · B", symbol="·"
 )
 
 
@@ -283,7 +337,23 @@ exp = Primitive("exp", np.exp, (lambda g, out, x: g * out,), formula="exp(x)")
 log = Primitive("log", np.log, (lambda g, out, x: g / x,), formula="log(x)")
 sin = Primitive("sin", np.sin, (lambda g, out, x: g * cos(x),), formula="sin(x)")
 cos = Primitive("cos", np.cos, (lambda g, out, x: negative(g * sin(x)),), formula="cos(x)")
-tanh = Primitive("tanh", np.tanh, (lambda g, out, x: g * (1.0 - out * out),), formula="tanh(x)")
+def _tanh_grad(g: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """g (1 − out²) on arrays, in one fresh array: the same three operations as the
+    expression without its two temporaries (20% faster from a few hundred numbers on)."""
+    result = out * out
+    np.subtract(1.0, result, out=result)
+    np.multiply(g, result, out=result)
+    return result
+
+
+def _tanh_vjp(g: Tensor, out: Tensor, x: Tensor) -> Tensor:
+    if g.__class__ is _ndarray and out.size >= _IN_PLACE and g.shape == out.shape:
+        return _tanh_grad(g, out)
+    return g * (1.0 - out * out)
+
+
+_IN_PLACE = 256  # from this many numbers, VJPs on arrays work in their own result
+tanh = Primitive("tanh", np.tanh, (_tanh_vjp,), formula="tanh(x)")
 
 
 def _sigmoid_forward(x: np.ndarray) -> np.ndarray:
@@ -671,3 +741,36 @@ PRIMITIVES: dict[str, Primitive] = {
         prelu,
     )
 }
+
+
+# ----- backward plans: graphs of these primitives may have their walk compiled --------
+# (not indexing: its index may be an array, which a plan's check could not compare)
+plans.allow(p for p in PRIMITIVES.values() if p not in (getitem_p, index_add_p))
+if plans.ENABLED:
+    register_planner(plans.gradients)
+
+
+def _tanh_template(out: tuple[int, ...], x: tuple[int, ...]) -> tuple[str]:
+    if int(np.prod(out)) >= _IN_PLACE:
+        return ("TANH_GRAD({g}, {out})",)
+    return ("{g} * (1.0 - {out} * {out})",)
+
+
+def _matmul_templates(out: tuple[int, ...], a: tuple[int, ...], b: tuple[int, ...]) -> Any:
+    if len(a) != 2 or len(b) != 2:
+        return None
+    if out[0] >= 32 and b[1] > 1:  # as _product_with_transpose chooses
+        left = "DOT({g}, CONTIGUOUS({1}.T))"
+    else:
+        left = "DOT({g}, {1}.T)"
+    return (left, "DOT({0}.T, {g})")
+
+
+plans.inline(add, lambda out, a, b: ("{g}", "{g}"))
+plans.inline(subtract, lambda out, a, b: ("{g}", "-{g}"))
+plans.inline(multiply, lambda out, a, b: ("{g} * {1}", "{g} * {0}"))
+plans.inline(divide, lambda out, a, b: ("{g} / {1}", "-{g} * {out} / {1}"))
+plans.inline(negative, lambda out, x: ("-{g}",))
+plans.inline(exp, lambda out, x: ("{g} * {out}",))
+plans.inline(tanh, _tanh_template, TANH_GRAD=_tanh_grad)
+plans.inline(matmul, _matmul_templates, DOT=np.dot, CONTIGUOUS=np.ascontiguousarray)

@@ -1,0 +1,315 @@
+"""Backward plans: the unrecorded backward pass of a graph's shape, compiled once.
+
+A training loop builds the same graph every step: the same primitives, wired the same
+way, over operands of the same shapes. The generic backward walk
+(``autodiff._walk_arrays``) rediscovers that graph every time: for every node it finds
+the next one to visit, branches on its arity, looks its gradient up, compares every
+contribution's shape with its parent's and decides where to add it. For a small
+network that bookkeeping costs as much as the arithmetic.
+
+A *plan* does that work once. When ``grad`` meets a graph whose root primitive it has
+seen walked before, it records the walk (the visiting order, which edge reaches which
+node, which contributions need summing back to their input's shape, which nodes receive
+several contributions) and writes it out as one straight-line Python function:
+
+    n1, n2 = n0.parents
+    if n1.op is not OP1 or n1.params: return None        # guards
+    ...
+    g1 = V0_0(g0, n0.value, n1.value, n2.value)          # the primitive's own VJP
+    g1 = R(g1, S1)                                       # only where shapes differ
+    ...
+
+The function walks the new graph by its parents as it goes and checks, for every node,
+what the plan assumed: the same primitive with the same parameters, a leaf where there
+was a leaf (with the same shape and the same ``requires_grad``), the same node where
+two edges met. Shapes only need checking at the leaves: every other shape follows from
+them, the primitives and their parameters. If any check fails the plan returns
+``None`` and ``grad`` takes the generic walk (and, seen again, compiles a plan for the
+new shape too). A plan calls the same VJP functions the walk calls, on the same values
+in the same order, so its gradients are the walk's, bit for bit.
+
+Only graphs made of the primitives registered with :func:`allow` (the engine's own)
+whose parameters are plain values (numbers, strings, tuples of them) are compiled;
+anything else takes the walk. Plans hold no reference to any node or array.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from heapq import heappop, heappush
+from typing import Any
+
+import numpy as np
+
+from engine import autodiff
+from engine.autodiff import Primitive, Tensor
+
+#: compile a plan the N-th time a root primitive's graph takes the generic walk
+COMPILE_AFTER = int(os.environ.get("BACKPROP_LAB_PLAN_AFTER", "2"))
+PLANS_PER_ROOT = 4  # shapes kept per root primitive (the most recent first)
+MAX_NODES = 400  # larger graphs are walked (a plan's source grows with the graph)
+ENABLED = os.environ.get("BACKPROP_LAB_PLANS", "on") != "off"
+
+_allowed: set[Primitive] = set()
+# per primitive: (rule, helpers); rule(out_shape, *input_shapes) gives one template per
+# input, or None, for writing that VJP into the plan as an expression instead of a call
+_inline: dict[Primitive, tuple[Callable[..., Any], dict[str, Any]]] = {}
+_simple = (int, float, str, bool, type(None), slice, type(Ellipsis))
+
+
+class _Root:
+    """The plans and the walk count of one root primitive."""
+
+    __slots__ = ("plans", "walks")
+
+    def __init__(self) -> None:
+        self.plans: list[Any] = []
+        self.walks = 0
+
+
+_roots: dict[Primitive, _Root] = {}
+
+
+def allow(primitives: Iterable[Primitive]) -> None:
+    """Let graphs made of these primitives be compiled (their VJPs must give results
+    whose shapes depend only on the operands' shapes and the parameters)."""
+    _allowed.update(primitives)
+
+
+def inline(primitive: Primitive, rule: Callable[..., Any], **helpers: Any) -> None:
+    """Let plans write ``primitive``'s VJPs as expressions (a call less per edge).
+
+    ``rule(out_shape, *input_shapes)`` returns, per input, a template such as
+    ``"{g} * {1}"`` (``{g}`` the output's gradient, ``{out}`` its value, ``{0}``, ``{1}``
+    the inputs' values) or ``None`` to call the VJP; the template must compute exactly
+    what the VJP computes on arrays of those shapes. ``helpers`` are names the templates
+    use."""
+    _inline[primitive] = (rule, helpers)
+
+
+def clear() -> None:
+    """Forget every plan (tests; a process that changes its primitives)."""
+    _roots.clear()
+
+
+def statistics() -> dict[str, int]:
+    return {
+        "roots": len(_roots),
+        "plans": sum(len(r.plans) for r in _roots.values()),
+    }
+
+
+def gradients(root: Tensor, seed: Any) -> dict[Tensor, Any] | None:
+    """The gradients of ``root`` with respect to its requires-grad leaves, from a
+    plan; ``None`` when no plan fits (the caller then takes the generic walk)."""
+    entry = _roots.get(root.op)
+    if entry is None:
+        if root.op not in _allowed:
+            return None
+        entry = _roots[root.op] = _Root()
+    plans = entry.plans
+    for plan in plans:
+        grads = plan(root, seed)
+        if grads is not None:
+            if plan is not plans[0]:  # the latest shape first
+                try:
+                    plans.remove(plan)
+                except ValueError:  # another thread moved it first
+                    pass
+                plans.insert(0, plan)
+            return grads
+    entry.walks += 1
+    if entry.walks < COMPILE_AFTER:
+        return None
+    entry.walks = 0
+    plan = compile_plan(root)
+    if plan is None:
+        entry.walks = -8 * COMPILE_AFTER  # not compilable: walk a while before trying again
+        return None
+    grads = plan(root, seed)
+    if grads is None:  # cannot happen: a plan fits the graph it was made from
+        return None
+    plans.insert(0, plan)
+    del plans[PLANS_PER_ROOT:]
+    return grads
+
+
+# ----- compiling -------------------------------------------------------------------
+def _plain_params(params: dict[str, Any]) -> bool:
+    return all(_plain_value(v) for v in params.values())
+
+
+def _plain_value(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return all(_plain_value(v) for v in value)
+    return isinstance(value, _simple)
+
+
+def _shape_of(value: Any) -> tuple[int, ...]:
+    shape = getattr(value, "shape", None)
+    return tuple(shape) if shape is not None else np.shape(value)
+
+
+def compile_plan(root: Tensor) -> Any:
+    """A plan for ``root``'s graph, or ``None`` when the graph cannot have one."""
+    if root.op is None:
+        return None
+    # the nodes with VJPs to run, in the walk's order (largest id first)
+    slots: dict[Tensor, int] = {root: 0}
+    order: list[Tensor] = []
+    heap: list[tuple[int, Tensor]] = [(-root.id, root)]
+    seen = {root}
+    while heap:
+        node = heappop(heap)[1]
+        if node.op not in _allowed or not _plain_params(node.params):
+            return None
+        order.append(node)
+        if len(order) > MAX_NODES:
+            return None
+        for parent in node.parents:
+            if parent.__class__ is not Tensor:
+                return None
+            if parent not in slots:
+                slots[parent] = len(slots)
+            if parent.op is not None and parent not in seen:
+                seen.add(parent)
+                heappush(heap, (-parent.id, parent))
+    return _write(root, order, slots)
+
+
+def _write(root: Tensor, order: list[Tensor], slots: dict[Tensor, int]) -> Any:
+    """The plan's source, compiled. The walk is replayed on the compiling graph to learn
+    each contribution's shape (so that only the edges that need it are summed back)."""
+    names: dict[str, Any] = {"R": autodiff._sum_array_to_shape}
+    lines = ["def plan(n0, g0):"]
+    reached = {root}
+    received: dict[Tensor, int] = {root: 1}  # contributions each node's gradient has had
+    grads: dict[Tensor, Any] = {}
+    leaves: list[Tensor] = []
+
+    def guard(node: Tensor, slot: int) -> None:
+        n = f"n{slot}"
+        if node.op is not None:
+            names[f"OP{slot}"] = node.op
+            test = f"{n}.op is not OP{slot}"
+            if node.params:
+                names[f"P{slot}"] = dict(node.params)
+                test += f" or {n}.params != P{slot}"
+            else:
+                test += f" or {n}.params"
+            lines.append(f"    if {test}: return None")
+            return
+        names[f"S{slot}"] = node.value.shape
+        flag = "not " if node.requires_grad else ""
+        lines.append(
+            f"    if {n}.op is not None or {flag}{n}.requires_grad"
+            f" or {n}.value.shape != S{slot}: return None"
+        )
+        if node.requires_grad:
+            leaves.append(node)
+
+    guard(root, 0)
+    # the root's own gradient is the seed
+    grads[root] = _seed_like(root)
+    for node in order:
+        k = slots[node]
+        parents = node.parents
+        # reach the parents: new ones are unpacked and checked, known ones must match
+        targets, known, fresh = [], [], []
+        for index, parent in enumerate(parents):
+            slot = slots[parent]
+            if parent in reached:  # met before (or earlier in this same tuple)
+                targets.append(f"_p{index}")
+                known.append((index, slot))
+            else:
+                reached.add(parent)
+                targets.append(f"n{slot}")
+                fresh.append((parent, slot))
+        unpack = ", ".join(targets) + ("," if len(targets) == 1 else "")
+        lines.append(f"    {unpack} = n{k}.parents")
+        for index, slot in known:
+            lines.append(f"    if _p{index} is not n{slot}: return None")
+        for parent, slot in fresh:
+            guard(parent, slot)
+        # run the VJPs of the edges to parents that need a gradient
+        g = grads[node]
+        values = [p.value for p in parents]
+        operands = ", ".join(f"n{slots[p]}.value" for p in parents)
+        keywords = ""
+        if node.params:
+            names[f"K{k}"] = dict(node.params)
+            keywords = f", **K{k}"
+        templates = None
+        rule = _inline.get(node.op)
+        if rule is not None and not node.params:
+            templates = rule[0](node.value.shape, *[v.shape for v in values])
+            names.update(rule[1])
+        for index, (vjp, parent) in enumerate(zip(node.op.vjps, parents)):
+            if vjp is None or not parent.requires_grad:
+                continue
+            contribution = vjp(g, node.value, *values, **node.params)
+            slot = slots[parent]
+            if templates is not None and templates[index] is not None:
+                call = (
+                    "("
+                    + templates[index].format(
+                        *[f"n{slots[p]}.value" for p in parents], g=f"g{k}", out=f"n{k}.value"
+                    )
+                    + ")"
+                )
+            else:
+                names[f"V{k}_{index}"] = vjp
+                call = f"V{k}_{index}(g{k}, n{k}.value, {operands}{keywords})"
+            shape = parent.value.shape
+            found = _shape_of(contribution)
+            if found != shape:
+                contribution = autodiff._sum_array_to_shape(contribution, shape)
+                call = _reduction(call, found, shape, slot, names)
+            count = received.get(parent, 0)
+            if count == 0:
+                grads[parent] = contribution
+                lines.append(f"    g{slot} = {call}")
+            elif count == 1:
+                grads[parent] = grads[parent] + contribution
+                lines.append(f"    g{slot} = g{slot} + {call}")
+            else:  # the sum above made g{slot} a fresh array of its own: add into it
+                grads[parent] = grads[parent] + contribution
+                lines.append(f"    g{slot} += {call}")
+            received[parent] = count + 1
+    entries = ", ".join(f"n{slots[leaf]}: g{slots[leaf]}" for leaf in leaves)
+    lines.append(f"    grads = {{{entries}}}")
+    # two leaves of the plan that are one tensor in this graph: let the walk add them up
+    lines.append(f"    return grads if len(grads) == {len(leaves)} else None")
+    source = "\n".join(lines) + "\n"
+    namespace = dict(names)
+    exec(compile(source, f"<backward plan of {root.op.name}>", "exec"), namespace)  # noqa: S102
+    plan = namespace["plan"]
+    plan.source = source
+    return plan
+
+
+def _reduction(
+    call: str, found: tuple[int, ...], shape: tuple[int, ...], slot: int, names: dict[str, Any]
+) -> str:
+    """``call``'s result summed back to ``shape``: what ``_sum_array_to_shape`` does for
+    these shapes, written out when it is the bias case (one numpy call)."""
+    if len(found) == 2 and len(shape) == 1 and found[1:] == shape:
+        if found[0] >= 32:
+            names["DOT"] = np.dot
+            names[f"ONES{found[0]}"] = _ones_row(found[0])
+            return f"DOT(ONES{found[0]}, {call})"
+        names["ADD_REDUCE"] = np.add.reduce
+        return f"ADD_REDUCE({call}, 0)"
+    names[f"S{slot}"] = shape
+    return f"R({call}, S{slot})"
+
+
+def _ones_row(n: int) -> np.ndarray:
+    from engine.primitives import _ones  # the same cached row the walk uses
+
+    return _ones(n)
+
+
+def _seed_like(root: Tensor) -> np.ndarray:
+    return np.ones(root.value.shape)

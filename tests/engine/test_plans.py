@@ -1,0 +1,259 @@
+"""Backward plans (engine.plans, issue 13): a compiled walk gives the generic walk's
+gradients bit for bit, refuses every graph it was not made for, and ``grad`` uses plans
+only where they fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import Tensor, autodiff, grad, plans
+from engine import functional as F
+from engine import primitives as P
+
+
+def leaf(shape, seed=0, requires_grad=True) -> Tensor:
+    rng = np.random.default_rng(seed)
+    return Tensor(rng.standard_normal(shape), requires_grad=requires_grad)
+
+
+def walked(root: Tensor) -> dict[Tensor, np.ndarray]:
+    """The generic walk's gradients of the requires-grad leaves."""
+    grads = autodiff._backpropagate(root, np.ones(root.value.shape), create_graph=False)
+    return {node: g for node, g in grads.items() if node.op is None and node.requires_grad}
+
+
+def planned(root: Tensor, plan=None) -> dict[Tensor, np.ndarray] | None:
+    plan = plan or plans.compile_plan(root)
+    assert plan is not None
+    return plan(root, np.ones(root.value.shape))
+
+
+def assert_same(first: dict, second: dict) -> None:
+    assert set(first) == set(second)
+    for node, g in first.items():
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(second[node]))
+        assert np.shape(g) == node.value.shape
+
+
+def mlp_cost(params, x, y):
+    h = x
+    for layer in range(len(params) // 2):
+        a = h @ params[2 * layer] + params[2 * layer + 1]
+        h = a if layer == len(params) // 2 - 1 else F.tanh(a)
+    return ((h - y) ** 2).mean()
+
+
+def mlp(batch: int, sizes=(2, 8, 8, 1)):
+    rng = np.random.default_rng(batch)
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        params.append(Tensor(rng.standard_normal((fan_in, fan_out)), requires_grad=True))
+        params.append(Tensor(rng.standard_normal(fan_out), requires_grad=True))
+    x = rng.standard_normal((batch, sizes[0]))
+    y = rng.standard_normal((batch, sizes[-1]))
+    return params, x, y
+
+
+GRAPHS = {
+    # small batches take the plain branches, tall ones the BLAS and in-place ones
+    "mlp, batch 10": lambda: mlp_cost(*mlp(10)),
+    "mlp, batch 500": lambda: mlp_cost(*mlp(500)),
+    "mlp 3-16-1, batch 64": lambda: mlp_cost(*mlp(64, (3, 16, 1))),
+    "shared leaf a * a": lambda: (lambda a: (a * a).sum())(leaf((3, 4))),
+    "shared inner node t * t": lambda: (lambda t: (t * t).sum())(F.tanh(leaf((5,)))),
+    "fan-out and re-join": lambda: (
+        lambda a, b: ((a * b + F.tanh(a)) * (a - b) / (1.0 + b * b)).sum()
+    )(leaf((4, 3), 1), leaf((4, 3), 2)),
+    "broadcast column and row": lambda: (leaf((6, 1), 1) * leaf((1, 5), 2) - leaf((5,), 3)).sum(),
+    "sum over an axis, exp, log": lambda: P.log(P.exp(leaf((4, 6))).sum(axis=1)).mean(),
+    "reshape and transpose": lambda: (leaf((2, 6)).reshape(3, 4).T @ leaf((3, 2), 1)).sum(),
+    "softmax loss": lambda: P.softmax_nll(
+        leaf((7, 3)) @ leaf((3, 3), 1), Tensor(np.eye(3)[[0, 1, 2, 0, 1, 2, 0]])
+    ),
+    "sigmoid, relu, power": lambda: (P.sigmoid(leaf((9,))) + P.relu(leaf((9,), 1)) ** 3.0).sum(),
+    "a constant that needs no gradient": lambda: (leaf((4,)) * Tensor(np.arange(4.0))).sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_a_plan_gives_the_walks_gradients_bit_for_bit(name):
+    root = GRAPHS[name]()
+    assert_same(planned(root), walked(root))
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_a_plan_made_on_one_graph_fits_a_new_graph_of_the_same_shape(name):
+    plan = plans.compile_plan(GRAPHS[name]())
+    again = GRAPHS[name]()  # new nodes, new arrays, the same structure
+    assert_same(planned(again, plan), walked(again))
+
+
+def test_the_mlp_step_writes_its_common_vjps_as_expressions():
+    plan = plans.compile_plan(mlp_cost(*mlp(500)))
+    assert "TANH_GRAD(" in plan.source  # the in-place tanh VJP from 256 numbers on
+    assert "CONTIGUOUS(" in plan.source and "DOT(ONES500" in plan.source
+    small = plans.compile_plan(mlp_cost(*mlp(10)))
+    assert "TANH_GRAD(" not in small.source and "ADD_REDUCE(" in small.source
+
+
+def refusals():
+    a, b = leaf((3, 4), 1), leaf((3, 4), 2)
+    c = leaf((3, 4), 3)
+    return {
+        "another primitive": ((a * b).sum(), (a + b).sum()),
+        "another axis": ((a * b).sum(axis=0).sum(), (a * b).sum(axis=1).sum()),
+        "a leaf of another shape": (
+            (a * b).sum(),
+            (leaf((2, 4)) * leaf((2, 4), 1)).sum(),
+        ),
+        "a constant of another shape": (
+            (a * Tensor(np.ones((3, 4)))).sum(),
+            (a * Tensor(np.ones(4))).sum(),
+        ),
+        "a constant where a parameter was": (
+            (a * b).sum(),
+            (a * leaf((3, 4), 2, requires_grad=False)).sum(),
+        ),
+        "an inner node where a leaf was": ((a * b).sum(), (a * F.tanh(b)).sum()),
+        "two leaves that are now one": ((a * b).sum(), (c * c).sum()),
+        "a shared node that is now two": (
+            (lambda t: (t * t).sum())(F.tanh(a)),
+            (F.tanh(a) * F.tanh(b)).sum(),
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(refusals()))
+def test_a_plan_refuses_a_graph_it_was_not_made_for(case):
+    made_on, other = refusals()[case]
+    plan = plans.compile_plan(made_on)
+    assert plan(other, np.ones(())) is None
+    assert planned(made_on, plan) is not None
+
+
+def test_indexing_and_unknown_primitives_are_never_compiled():
+    a = leaf((5,))
+    assert plans.compile_plan(a[[0, 2]].sum()) is None
+    square = autodiff.Primitive("my_square", np.square, (lambda g, out, x: 2.0 * x * g,))
+    assert plans.compile_plan(square(a).sum()) is None
+
+
+@pytest.fixture
+def fresh_plans():
+    plans.clear()
+    yield
+    plans.clear()
+
+
+def test_grad_compiles_on_the_second_walk_and_then_replays(fresh_plans):
+    params, x, y = mlp(10)
+    calls = []
+    original = plans.gradients
+
+    def counting(root, seed):
+        result = original(root, seed)
+        calls.append(result is not None)
+        return result
+
+    autodiff.register_planner(counting)
+    try:
+        results = [grad(mlp_cost(params, x, y), params) for _ in range(4)]
+    finally:
+        autodiff.register_planner(plans.gradients)
+    # walked until the COMPILE_AFTER-th walk, which compiles (and uses) a plan; then replays
+    assert calls == [False] * (plans.COMPILE_AFTER - 1) + [True] * (5 - plans.COMPILE_AFTER)
+    assert plans.statistics() == {"roots": 1, "plans": 1}
+    for later in results[1:]:
+        for first, second in zip(results[0], later):
+            np.testing.assert_array_equal(first.value, second.value)
+
+
+def test_grad_gives_the_same_gradients_with_and_without_plans(fresh_plans):
+    params, x, y = mlp(500)
+    autodiff.register_planner(None)
+    try:
+        expected = grad(mlp_cost(params, x, y), params)
+    finally:
+        autodiff.register_planner(plans.gradients)
+    for _ in range(3):
+        found = grad(mlp_cost(params, x, y), params)
+    for e, f in zip(expected, found):
+        np.testing.assert_array_equal(e.value, f.value)
+
+
+def test_gradients_a_plan_hands_out_are_the_callers_own(fresh_plans):
+    # add's VJP gives one array to both inputs: grad must still return separate arrays
+    a, b = leaf((40, 3), 1), leaf((40, 3), 2)
+    for _ in range(3):
+        ga, gb = grad(((a + b) * 2.0).sum(), [a, b])
+    np.testing.assert_array_equal(ga.value, np.full((40, 3), 2.0))
+    assert not np.shares_memory(ga.value, gb.value)
+
+
+def test_a_root_primitive_keeps_a_bounded_number_of_plans(fresh_plans):
+    for size in range(2, 2 + 3 * plans.PLANS_PER_ROOT):
+        a = leaf((size,))
+        for _ in range(plans.COMPILE_AFTER + 1):
+            (g,) = grad((a * a).sum(), [a])
+            np.testing.assert_array_equal(g.value, 2.0 * a.value)
+    assert plans.statistics()["plans"] <= plans.PLANS_PER_ROOT
+
+
+def test_gradients_with_respect_to_an_inner_node_take_the_walk(fresh_plans):
+    a = leaf((4,))
+    t = F.tanh(a)
+    for _ in range(3):
+        (g,) = grad((t * t).sum(), [t])
+        np.testing.assert_array_equal(g.value, 2.0 * t.value)
+
+
+@pytest.mark.parametrize("size", [3, 300])
+def test_inline_templates_compute_what_the_vjps_compute(size):
+    """Every template a plan writes instead of a VJP call, evaluated as a plan would,
+    against the VJP function on the same arrays."""
+    rng = np.random.default_rng(size)
+    shapes = {
+        "add": [(size, 4), (size, 4)],
+        "subtract": [(size, 4), (size, 4)],
+        "multiply": [(size, 4), (size, 4)],
+        "divide": [(size, 4), (size, 4)],
+        "negative": [(size, 4)],
+        "exp": [(size, 4)],
+        "tanh": [(size, 4)],
+        "matmul": [(size, 4), (4, 6)],
+    }
+    for name, operand_shapes in shapes.items():
+        primitive = P.PRIMITIVES[name]
+        operands = [rng.standard_normal(s) + 2.0 for s in operand_shapes]
+        out = primitive.forward(*operands)
+        g = rng.standard_normal(out.shape)
+        rule, helpers = plans._inline[primitive]
+        templates = rule(out.shape, *operand_shapes)
+        for index, template in enumerate(templates):
+            names = {**helpers, "g": g, "out": out}
+            names.update({f"v{i}": v for i, v in enumerate(operands)})
+            expression = template.format(*[f"v{i}" for i in range(len(operands))], g="g", out="out")
+            found = eval(expression, names)  # noqa: S307  (the plan's own expression)
+            expected = primitive.vjps[index](g, out, *operands)
+            np.testing.assert_array_equal(found, expected, err_msg=f"{name} input {index}")
+
+
+@pytest.mark.parametrize("rows", [5, 31, 32, 500])
+def test_the_faster_array_paths_give_numpys_results(rows):
+    """The bias add through a column of ones, the 2-D product through ``np.dot``, g Wᵀ
+    against a contiguous copy and the in-place tanh VJP: the same numbers as the plain
+    numpy expressions."""
+    rng = np.random.default_rng(rows)
+    a, b = rng.standard_normal((rows, 8)), rng.standard_normal(8)
+    np.testing.assert_array_equal(P.add.forward(a, b), a + b)
+    np.testing.assert_array_equal(P.add.forward(b, a), b + a)
+    w, column = rng.standard_normal((8, 3)), rng.standard_normal((rows, 1))
+    np.testing.assert_allclose(P.matmul.forward(a, w), np.matmul(a, w), rtol=1e-14)
+    np.testing.assert_allclose(P.matmul.forward(column, w[:1]), column * w[:1], rtol=1e-14)
+    g = rng.standard_normal((rows, 3))
+    np.testing.assert_allclose(P._matmul_vjp_left(g, None, a, w), g @ w.T, rtol=1e-14)
+    out = np.tanh(a)
+    np.testing.assert_array_equal(P.tanh.vjps[0](a, out, a), a * (1.0 - out * out))
+    with pytest.raises(ValueError, match="matmul"):
+        P.matmul(Tensor(a), Tensor(np.ones((3, 2))))
