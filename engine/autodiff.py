@@ -303,6 +303,7 @@ def unary_operator(prim: Primitive, **fixed: Any) -> Callable[[Any], Any]:
     unit such as ``F.tanh``), the same as ``prim(x, **fixed)`` without the generic
     call's argument packing."""
     forward = prim.forward
+    fixed_params = dict(fixed)  # one dict for every node this operator makes: never written
     if fixed:
         plain = forward
 
@@ -322,7 +323,7 @@ def unary_operator(prim: Primitive, **fixed: Any) -> Callable[[Any], Any]:
             tensor.requires_grad = True
             tensor.op = prim
             tensor.parents = (x,)
-            tensor.params = dict(fixed)
+            tensor.params = fixed_params
         else:
             tensor.requires_grad = False
             tensor.op = None
@@ -362,7 +363,7 @@ def binary_operator(prim: Primitive, reflected: bool = False) -> Callable[[Any, 
             tensor.requires_grad = True
             tensor.op = prim
             tensor.parents = (a, b)
-            tensor.params = {}
+            tensor.params = _no_params  # shared and never written: one dict less per node
         else:
             tensor.requires_grad = False
             tensor.op = None
@@ -394,11 +395,13 @@ def register_sum_to_shape(
 
 
 # ----- backward plans (engine.plans): the walk of a graph's shape, compiled once ----------
-_planner: Callable[[Tensor, Any], dict[Tensor, Any] | None] | None = None
+_Planner = Callable[[Tensor, Any, bool], "dict[Tensor, Any] | None"]
+_planner: _Planner | None = None
 
 
-def register_planner(planner: Callable[[Tensor, Any], dict[Tensor, Any] | None] | None) -> None:
-    """What ``grad`` asks first for an unrecorded backward pass (``None``: always walk)."""
+def register_planner(planner: _Planner | None) -> None:
+    """What ``grad`` asks first: ``planner(output, seed, recorded)`` gives the leaves'
+    gradients or ``None`` (then the generic walk runs); ``None``: always walk."""
     global _planner
     _planner = planner
 
@@ -654,12 +657,20 @@ def grad(
         return [_constant(np.zeros_like(t.value)) for t in inputs]
     seed = _seed(output, grad_output, create_graph)
     grads = None
-    if _planner is not None and not create_graph and output.op is not None:
+    if _planner is not None and output.op is not None:
         for t in inputs:
             if t.op is not None:  # an inner node's gradient: plans keep only the leaves'
                 break
         else:
-            grads = _planner(output, seed)
+            if create_graph:
+                previous_mode = _grad_mode.enabled
+                _grad_mode.enabled = True
+                try:
+                    grads = _planner(output, seed, True)
+                finally:
+                    _grad_mode.enabled = previous_mode
+            else:
+                grads = _planner(output, seed, False)
     if grads is None:
         grads = _backpropagate(output, seed, create_graph)
     result: list[Tensor] = []

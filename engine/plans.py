@@ -68,7 +68,10 @@ class _Root:
         self.walks = 0
 
 
+# the plans of each root primitive: for plain-array backward passes, and for recorded
+# ones (``create_graph``, whose VJPs run on the Tensors and record new nodes)
 _roots: dict[Primitive, _Root] = {}
+_recorded_roots: dict[Primitive, _Root] = {}
 
 
 def allow(primitives: Iterable[Primitive]) -> None:
@@ -77,37 +80,44 @@ def allow(primitives: Iterable[Primitive]) -> None:
     _allowed.update(primitives)
 
 
-def inline(primitive: Primitive, rule: Callable[..., Any], **helpers: Any) -> None:
+def inline(
+    primitive: Primitive, rule: Callable[..., Any], recorded: bool = False, **helpers: Any
+) -> None:
     """Let plans write ``primitive``'s VJPs as expressions (a call less per edge).
 
     ``rule(out_shape, *input_shapes)`` returns, per input, a template such as
     ``"{g} * {1}"`` (``{g}`` the output's gradient, ``{out}`` its value, ``{0}``, ``{1}``
     the inputs' values) or ``None`` to call the VJP; the template must compute exactly
     what the VJP computes on arrays of those shapes. ``helpers`` are names the templates
-    use."""
-    _inline[primitive] = (rule, helpers)
+    use. ``recorded``: the templates are Tensor operators alone, so recorded plans may use
+    them too (they record the same nodes the VJP records)."""
+    _inline[primitive] = (rule, helpers, recorded)
 
 
 def clear() -> None:
     """Forget every plan (tests; a process that changes its primitives)."""
     _roots.clear()
+    _recorded_roots.clear()
 
 
 def statistics() -> dict[str, int]:
     return {
-        "roots": len(_roots),
-        "plans": sum(len(r.plans) for r in _roots.values()),
+        "roots": len(_roots) + len(_recorded_roots),
+        "plans": sum(len(r.plans) for r in (*_roots.values(), *_recorded_roots.values())),
     }
 
 
-def gradients(root: Tensor, seed: Any) -> dict[Tensor, Any] | None:
+def gradients(root: Tensor, seed: Any, recorded: bool = False) -> dict[Tensor, Any] | None:
     """The gradients of ``root`` with respect to its requires-grad leaves, from a
-    plan; ``None`` when no plan fits (the caller then takes the generic walk)."""
-    entry = _roots.get(root.op)
+    plan; ``None`` when no plan fits (the caller then takes the generic walk).
+    ``recorded``: a ``create_graph`` pass (the caller has switched recording on and
+    passes the seed as a Tensor)."""
+    roots = _recorded_roots if recorded else _roots
+    entry = roots.get(root.op)
     if entry is None:
         if root.op not in _allowed:
             return None
-        entry = _roots[root.op] = _Root()
+        entry = roots[root.op] = _Root()
     plans = entry.plans
     for plan in plans:
         grads = plan(root, seed)
@@ -123,7 +133,7 @@ def gradients(root: Tensor, seed: Any) -> dict[Tensor, Any] | None:
     if entry.walks < COMPILE_AFTER:
         return None
     entry.walks = 0
-    plan = compile_plan(root)
+    plan = compile_plan(root, recorded)
     if plan is None:
         entry.walks = -8 * COMPILE_AFTER  # not compilable: walk a while before trying again
         return None
@@ -151,8 +161,9 @@ def _shape_of(value: Any) -> tuple[int, ...]:
     return tuple(shape) if shape is not None else np.shape(value)
 
 
-def compile_plan(root: Tensor) -> Any:
-    """A plan for ``root``'s graph, or ``None`` when the graph cannot have one."""
+def compile_plan(root: Tensor, recorded: bool = False) -> Any:
+    """A plan for ``root``'s graph, or ``None`` when the graph cannot have one.
+    ``recorded``: a plan for ``create_graph`` passes (call it with recording on)."""
     if root.op is None:
         return None
     # the nodes with VJPs to run, in the walk's order (largest id first)
@@ -175,13 +186,25 @@ def compile_plan(root: Tensor) -> Any:
             if parent.op is not None and parent not in seen:
                 seen.add(parent)
                 heappush(heap, (-parent.id, parent))
-    return _write(root, order, slots)
+    if recorded:
+        previous = autodiff._grad_mode.enabled
+        autodiff._grad_mode.enabled = True
+        try:
+            return _write(root, order, slots, recorded)
+        finally:
+            autodiff._grad_mode.enabled = previous
+    return _write(root, order, slots, recorded)
 
 
-def _write(root: Tensor, order: list[Tensor], slots: dict[Tensor, int]) -> Any:
+def _write(root: Tensor, order: list[Tensor], slots: dict[Tensor, int], recorded: bool) -> Any:
     """The plan's source, compiled. The walk is replayed on the compiling graph to learn
-    each contribution's shape (so that only the edges that need it are summed back)."""
-    names: dict[str, Any] = {"R": autodiff._sum_array_to_shape}
+    each contribution's shape (so that only the edges that need it are summed back).
+    A recorded plan hands the VJPs the Tensors themselves, so the gradients it returns
+    are nodes of a new graph, as the recorded walk's are."""
+    names: dict[str, Any] = {
+        "R": autodiff._sum_to_shape if recorded else autodiff._sum_array_to_shape
+    }
+    value = "" if recorded else ".value"  # what a VJP is handed: the node, or its array
     lines = ["def plan(n0, g0):"]
     reached = {root}
     received: dict[Tensor, int] = {root: 1}  # contributions each node's gradient has had
@@ -211,7 +234,7 @@ def _write(root: Tensor, order: list[Tensor], slots: dict[Tensor, int]) -> Any:
 
     guard(root, 0)
     # the root's own gradient is the seed
-    grads[root] = _seed_like(root)
+    grads[root] = _seed_like(root, recorded)
     for node in order:
         k = slots[node]
         parents = node.parents
@@ -234,43 +257,59 @@ def _write(root: Tensor, order: list[Tensor], slots: dict[Tensor, int]) -> Any:
             guard(parent, slot)
         # run the VJPs of the edges to parents that need a gradient
         g = grads[node]
-        values = [p.value for p in parents]
-        operands = ", ".join(f"n{slots[p]}.value" for p in parents)
+        values = list(parents) if recorded else [p.value for p in parents]
+        out = node if recorded else node.value
+        operands = ", ".join(f"n{slots[p]}{value}" for p in parents)
         keywords = ""
         if node.params:
             names[f"K{k}"] = dict(node.params)
             keywords = f", **K{k}"
         templates = None
         rule = _inline.get(node.op)
-        if rule is not None and not node.params:
-            templates = rule[0](node.value.shape, *[v.shape for v in values])
+        if rule is not None and not node.params and (rule[2] or not recorded):
+            templates = rule[0](node.value.shape, *[p.value.shape for p in parents])
             names.update(rule[1])
+        first_of_node = None  # (parent, expression) of this node's edge that started a gradient
         for index, (vjp, parent) in enumerate(zip(node.op.vjps, parents)):
             if vjp is None or not parent.requires_grad:
                 continue
-            contribution = vjp(g, node.value, *values, **node.params)
+            contribution = vjp(g, out, *values, **node.params)
             slot = slots[parent]
             if templates is not None and templates[index] is not None:
                 call = (
                     "("
                     + templates[index].format(
-                        *[f"n{slots[p]}.value" for p in parents], g=f"g{k}", out=f"n{k}.value"
+                        *[f"n{slots[p]}{value}" for p in parents], g=f"g{k}", out=f"n{k}{value}"
                     )
                     + ")"
                 )
             else:
                 names[f"V{k}_{index}"] = vjp
-                call = f"V{k}_{index}(g{k}, n{k}.value, {operands}{keywords})"
+                call = f"V{k}_{index}(g{k}, n{k}{value}, {operands}{keywords})"
             shape = parent.value.shape
             found = _shape_of(contribution)
             if found != shape:
-                contribution = autodiff._sum_array_to_shape(contribution, shape)
-                call = _reduction(call, found, shape, slot, names)
+                if recorded:
+                    contribution = autodiff._sum_to_shape(contribution, shape)
+                    names[f"S{slot}"] = shape
+                    call = f"R({call}, S{slot})"
+                else:
+                    contribution = autodiff._sum_array_to_shape(contribution, shape)
+                    call = _reduction(call, found, shape, slot, names)
             count = received.get(parent, 0)
             if count == 0:
                 grads[parent] = contribution
                 lines.append(f"    g{slot} = {call}")
+                first_of_node = (parent, call)
+            elif count == 1 and first_of_node == (parent, call):
+                # the same parent twice with the same expression (x * x): computed once and
+                # doubled, which is exactly the sum of the two equal contributions
+                grads[parent] = grads[parent] + contribution
+                lines.append(f"    g{slot} = g{slot} + g{slot}")
             elif count == 1:
+                grads[parent] = grads[parent] + contribution
+                lines.append(f"    g{slot} = g{slot} + {call}")
+            elif recorded:
                 grads[parent] = grads[parent] + contribution
                 lines.append(f"    g{slot} = g{slot} + {call}")
             else:  # the sum above made g{slot} a fresh array of its own: add into it
@@ -283,7 +322,8 @@ def _write(root: Tensor, order: list[Tensor], slots: dict[Tensor, int]) -> Any:
     lines.append(f"    return grads if len(grads) == {len(leaves)} else None")
     source = "\n".join(lines) + "\n"
     namespace = dict(names)
-    exec(compile(source, f"<backward plan of {root.op.name}>", "exec"), namespace)  # noqa: S102
+    kind = "recorded backward plan" if recorded else "backward plan"
+    exec(compile(source, f"<{kind} of {root.op.name}>", "exec"), namespace)  # noqa: S102
     plan = namespace["plan"]
     plan.source = source
     return plan
@@ -311,5 +351,6 @@ def _ones_row(n: int) -> np.ndarray:
     return _ones(n)
 
 
-def _seed_like(root: Tensor) -> np.ndarray:
-    return np.ones(root.value.shape)
+def _seed_like(root: Tensor, recorded: bool) -> Any:
+    seed = np.ones(root.value.shape)
+    return autodiff.as_tensor(seed) if recorded else seed

@@ -151,6 +151,15 @@ def torch_ops() -> Any:
         negative = staticmethod(torch.neg)
         power = staticmethod(torch.pow)
         matmul = staticmethod(torch.matmul)
+
+        @staticmethod
+        def matmul_tn(a: Any, b: Any) -> Any:
+            return a.T @ b
+
+        @staticmethod
+        def matmul_nt(a: Any, b: Any) -> Any:
+            return a @ b.T
+
         exp = staticmethod(torch.exp)
         log = staticmethod(torch.log)
         sin = staticmethod(torch.sin)
@@ -392,6 +401,15 @@ def _build_cases() -> list[Case]:
         ("vector-batch", (4,), (2, 4, 2)),
     ]:
         add_case("matmul", label, lambda ops, a, b: ops.matmul(a, b), smooth(left), smooth(right))
+    # the products a recorded matmul VJP makes (Aᵀ B and A Bᵀ), tall as in a minibatch
+    for label, left, right in [("square", (3, 3), (3, 3)), ("tall", (40, 3), (40, 2))]:
+        add_case(
+            "matmul_tn", label, lambda ops, a, b: ops.matmul_tn(a, b), smooth(left), smooth(right)
+        )
+    for label, left, right in [("square", (3, 3), (3, 3)), ("tall", (40, 3), (2, 3))]:
+        add_case(
+            "matmul_nt", label, lambda ops, a, b: ops.matmul_nt(a, b), smooth(left), smooth(right)
+        )
 
     # elementwise functions
     for label, shape in UNARY_SHAPES.items():
@@ -478,21 +496,25 @@ def _build_cases() -> list[Case]:
         "unit_max",
         "three-pieces",
         lambda ops, a, b, c: ops.unit_max(a, b, c),
-        np.array(0.4), np.array(-0.7), np.array(1.3),
+        np.array(0.4),
+        np.array(-0.7),
+        np.array(1.3),
     )
     add_case(
         "rbf_sum",
         "fan-in-2",
         lambda ops, b, width, w1, h1, w2, h2: ops.rbf_sum(b, width, w1, h1, w2, h2),
-        smooth(()), positive(()), *(smooth(()) for _ in range(4)),
+        smooth(()),
+        positive(()),
+        *(smooth(()) for _ in range(4)),
     )
-    add_case("leaky_relu", "matrix", lambda ops, x: ops.leaky_relu(x, 0.1),
-             away_from_zero((3, 4)))
+    add_case("leaky_relu", "matrix", lambda ops, x: ops.leaky_relu(x, 0.1), away_from_zero((3, 4)))
     add_case(
         "prelu",
         "slope-per-column",
         lambda ops, x, slope: ops.prelu(x, slope),
-        away_from_zero((3, 4)), _rng.uniform(0.05, 0.5, (4,)),
+        away_from_zero((3, 4)),
+        _rng.uniform(0.05, 0.5, (4,)),
     )
     add_case(
         "penalty",

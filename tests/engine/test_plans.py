@@ -151,8 +151,8 @@ def test_grad_compiles_on_the_second_walk_and_then_replays(fresh_plans):
     calls = []
     original = plans.gradients
 
-    def counting(root, seed):
-        result = original(root, seed)
+    def counting(root, seed, recorded):
+        result = original(root, seed, recorded)
         calls.append(result is not None)
         return result
 
@@ -222,13 +222,15 @@ def test_inline_templates_compute_what_the_vjps_compute(size):
         "exp": [(size, 4)],
         "tanh": [(size, 4)],
         "matmul": [(size, 4), (4, 6)],
+        "matmul_tn": [(size, 4), (size, 6)],
+        "matmul_nt": [(size, 4), (6, 4)],
     }
     for name, operand_shapes in shapes.items():
         primitive = P.PRIMITIVES[name]
         operands = [rng.standard_normal(s) + 2.0 for s in operand_shapes]
         out = primitive.forward(*operands)
         g = rng.standard_normal(out.shape)
-        rule, helpers = plans._inline[primitive]
+        rule, helpers, _ = plans._inline[primitive]
         templates = rule(out.shape, *operand_shapes)
         for index, template in enumerate(templates):
             names = {**helpers, "g": g, "out": out}
@@ -257,3 +259,47 @@ def test_the_faster_array_paths_give_numpys_results(rows):
     np.testing.assert_array_equal(P.tanh.vjps[0](a, out, a), a * (1.0 - out * out))
     with pytest.raises(ValueError, match="matmul"):
         P.matmul(Tensor(a), Tensor(np.ones((3, 2))))
+
+
+def hvp(params, x, y, vector):
+    gradients = grad(mlp_cost(params, x, y), params, create_graph=True)
+    directional = sum((g * v).sum() for g, v in zip(gradients, vector))
+    return [g.value for g in gradients], [h.value for h in grad(directional, params)]
+
+
+@pytest.mark.parametrize("batch", [10, 500])
+def test_recorded_plans_give_the_recorded_walks_first_and_second_derivatives(fresh_plans, batch):
+    params, x, y = mlp(batch)
+    rng = np.random.default_rng(7)
+    vector = [rng.standard_normal(p.value.shape) for p in params]
+    autodiff.register_planner(None)
+    try:
+        expected = hvp(params, x, y, vector)
+    finally:
+        autodiff.register_planner(plans.gradients)
+    for _ in range(plans.COMPILE_AFTER + 2):
+        found = hvp(params, x, y, vector)
+    assert len(plans._recorded_roots) == 1 and len(plans._roots) == 1
+    for first, second in zip(expected, found):
+        for e, f in zip(first, second):
+            np.testing.assert_allclose(f, e, rtol=1e-12, atol=1e-15)
+
+
+def test_a_recorded_plan_records_a_graph_that_differentiates_again():
+    a = leaf((3, 4), 1)
+    cost = (F.tanh(a) * F.tanh(a) / 3.0).sum()
+    previous = autodiff._grad_mode.enabled
+    plan = plans.compile_plan(cost, recorded=True)
+    autodiff._grad_mode.enabled = True
+    try:
+        grads = plan(cost, Tensor(np.ones(())))
+    finally:
+        autodiff._grad_mode.enabled = previous
+    (g,) = grads.values()
+    assert g.requires_grad and g.op is not None
+    t = np.tanh(a.value)
+    np.testing.assert_allclose(g.value, 2.0 * t * (1.0 - t * t) / 3.0, rtol=1e-14)
+    (second,) = grad(g.sum(), [a])
+    np.testing.assert_allclose(
+        second.value, (2.0 / 3.0) * (1.0 - t * t) * (1.0 - 3.0 * t * t), rtol=1e-12
+    )
