@@ -395,13 +395,14 @@ def register_sum_to_shape(
 
 
 # ----- backward plans (engine.plans): the walk of a graph's shape, compiled once ----------
-_Planner = Callable[[Tensor, Any, bool], "dict[Tensor, Any] | None"]
+_Planner = Callable[[Tensor, Any, bool, bool], "dict[Tensor, Any] | None"]
 _planner: _Planner | None = None
 
 
 def register_planner(planner: _Planner | None) -> None:
-    """What ``grad`` asks first: ``planner(output, seed, recorded)`` gives the leaves'
-    gradients or ``None`` (then the generic walk runs); ``None``: always walk."""
+    """What ``grad`` asks first: ``planner(output, seed, recorded, unit)`` gives the
+    leaves' gradients or ``None`` (then the generic walk runs); ``unit``: the seed is the
+    default one of ones. ``None``: always walk."""
     global _planner
     _planner = planner
 
@@ -666,11 +667,11 @@ def grad(
                 previous_mode = _grad_mode.enabled
                 _grad_mode.enabled = True
                 try:
-                    grads = _planner(output, seed, True)
+                    grads = _planner(output, seed, True, False)
                 finally:
                     _grad_mode.enabled = previous_mode
             else:
-                grads = _planner(output, seed, False)
+                grads = _planner(output, seed, False, grad_output is None)
     if grads is None:
         grads = _backpropagate(output, seed, create_graph)
     result: list[Tensor] = []

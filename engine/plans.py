@@ -45,6 +45,8 @@ import numpy as np
 from engine import autodiff
 from engine.autodiff import Primitive, Tensor
 
+_sum: Primitive | None = None  # engine.primitives.sum_, set by fold_sum (its VJP spreads g back)
+
 #: compile a plan the N-th time a root primitive's graph takes the generic walk
 COMPILE_AFTER = int(os.environ.get("BACKPROP_LAB_PLAN_AFTER", "2"))
 PLANS_PER_ROOT = 4  # shapes kept per root primitive (the most recent first)
@@ -68,10 +70,13 @@ class _Root:
         self.walks = 0
 
 
-# the plans of each root primitive: for plain-array backward passes, and for recorded
-# ones (``create_graph``, whose VJPs run on the Tensors and record new nodes)
+# the plans of each root primitive: for plain-array backward passes (from a seed of ones,
+# ``grad`` without an output gradient, or any seed), and for recorded ones
+# (``create_graph``, whose VJPs run on the Tensors and record new nodes)
 _roots: dict[Primitive, _Root] = {}
+_unit_roots: dict[Primitive, _Root] = {}
 _recorded_roots: dict[Primitive, _Root] = {}
+_tables = {(False, False): _roots, (False, True): _unit_roots, (True, False): _recorded_roots}
 
 
 def allow(primitives: Iterable[Primitive]) -> None:
@@ -94,25 +99,33 @@ def inline(
     _inline[primitive] = (rule, helpers, recorded)
 
 
+def fold_sum(primitive: Primitive) -> None:
+    """The sum primitive: its VJP of all-ones is all ones of the input's shape."""
+    global _sum
+    _sum = primitive
+
+
 def clear() -> None:
     """Forget every plan (tests; a process that changes its primitives)."""
-    _roots.clear()
-    _recorded_roots.clear()
+    for table in _tables.values():
+        table.clear()
 
 
 def statistics() -> dict[str, int]:
-    return {
-        "roots": len(_roots) + len(_recorded_roots),
-        "plans": sum(len(r.plans) for r in (*_roots.values(), *_recorded_roots.values())),
-    }
+    entries = [entry for table in _tables.values() for entry in table.values()]
+    return {"roots": len(entries), "plans": sum(len(entry.plans) for entry in entries)}
 
 
-def gradients(root: Tensor, seed: Any, recorded: bool = False) -> dict[Tensor, Any] | None:
+def gradients(
+    root: Tensor, seed: Any, recorded: bool = False, unit: bool = False
+) -> dict[Tensor, Any] | None:
     """The gradients of ``root`` with respect to its requires-grad leaves, from a
     plan; ``None`` when no plan fits (the caller then takes the generic walk).
     ``recorded``: a ``create_graph`` pass (the caller has switched recording on and
-    passes the seed as a Tensor)."""
-    roots = _recorded_roots if recorded else _roots
+    passes the seed as a Tensor). ``unit``: the seed is all ones (``grad`` without an
+    output gradient), which a plain-array plan may fold into its expressions."""
+    unit = unit and not recorded
+    roots = _tables[recorded, unit]
     entry = roots.get(root.op)
     if entry is None:
         if root.op not in _allowed:
@@ -133,7 +146,7 @@ def gradients(root: Tensor, seed: Any, recorded: bool = False) -> dict[Tensor, A
     if entry.walks < COMPILE_AFTER:
         return None
     entry.walks = 0
-    plan = compile_plan(root, recorded)
+    plan = compile_plan(root, recorded, unit)
     if plan is None:
         entry.walks = -8 * COMPILE_AFTER  # not compilable: walk a while before trying again
         return None
@@ -161,9 +174,10 @@ def _shape_of(value: Any) -> tuple[int, ...]:
     return tuple(shape) if shape is not None else np.shape(value)
 
 
-def compile_plan(root: Tensor, recorded: bool = False) -> Any:
+def compile_plan(root: Tensor, recorded: bool = False, unit: bool = False) -> Any:
     """A plan for ``root``'s graph, or ``None`` when the graph cannot have one.
-    ``recorded``: a plan for ``create_graph`` passes (call it with recording on)."""
+    ``recorded``: a plan for ``create_graph`` passes (call it with recording on).
+    ``unit``: a plan for a seed of ones only (plain arrays)."""
     if root.op is None:
         return None
     # the nodes with VJPs to run, in the walk's order (largest id first)
@@ -190,17 +204,25 @@ def compile_plan(root: Tensor, recorded: bool = False) -> Any:
         previous = autodiff._grad_mode.enabled
         autodiff._grad_mode.enabled = True
         try:
-            return _write(root, order, slots, recorded)
+            return _write(root, order, slots, recorded, False)
         finally:
             autodiff._grad_mode.enabled = previous
-    return _write(root, order, slots, recorded)
+    return _write(root, order, slots, recorded, unit)
 
 
-def _write(root: Tensor, order: list[Tensor], slots: dict[Tensor, int], recorded: bool) -> Any:
+def _write(
+    root: Tensor, order: list[Tensor], slots: dict[Tensor, int], recorded: bool, unit: bool
+) -> Any:
     """The plan's source, compiled. The walk is replayed on the compiling graph to learn
     each contribution's shape (so that only the edges that need it are summed back).
     A recorded plan hands the VJPs the Tensors themselves, so the gradients it returns
-    are nodes of a new graph, as the recorded walk's are."""
+    are nodes of a new graph, as the recorded walk's are.
+
+    From a seed of ones (``unit``) the plan folds the ones forward: a gradient known to be
+    all ones is not materialised until something needs its array, a sum's VJP of ones is
+    ones of the input's shape, ``ones · b`` is ``b`` itself (exactly: 1.0 · x = x), and an
+    add passes the ones on. ⟨∇J, v⟩ = Σ (g · v).sum() then hands each g the array v with
+    no arithmetic at all."""
     names: dict[str, Any] = {
         "R": autodiff._sum_to_shape if recorded else autodiff._sum_array_to_shape
     }
@@ -235,6 +257,19 @@ def _write(root: Tensor, order: list[Tensor], slots: dict[Tensor, int], recorded
     guard(root, 0)
     # the root's own gradient is the seed
     grads[root] = _seed_like(root, recorded)
+    # gradients known to be all ones (from a unit seed), and those of them not yet in a
+    # variable (a lazily-made array of ones)
+    ones: set[Tensor] = {root} if unit else set()
+    unbound: set[Tensor] = set()
+    names["NP_ONES"] = np.ones
+
+    def materialise(node: Tensor) -> None:
+        if node in unbound:
+            slot = slots[node]
+            names[f"S{slot}"] = node.value.shape
+            lines.append(f"    g{slot} = NP_ONES(S{slot})")
+            unbound.discard(node)
+
     for node in order:
         k = slots[node]
         parents = node.parents
@@ -275,19 +310,34 @@ def _write(root: Tensor, order: list[Tensor], slots: dict[Tensor, int], recorded
                 continue
             contribution = vjp(g, out, *values, **node.params)
             slot = slots[parent]
-            if templates is not None and templates[index] is not None:
+            shape = parent.value.shape
+            found = _shape_of(contribution)
+            template = templates[index] if templates is not None else None
+            gives_ones = False  # this edge's contribution is all ones of the parent's shape
+            if node in ones and found == shape:
+                if template == "{g}" or node.op is _sum:
+                    gives_ones = True  # ones passed on, or a sum's ones spread back
+                elif template in ("{g} * {0}", "{g} * {1}"):
+                    other = 1 if template.endswith("{1}") else 0
+                    if parents[other].value.shape == shape:
+                        template = "{%d}" % other  # ones · b is b itself
+            if gives_ones:
+                names[f"S{slot}"] = shape
+                call = f"NP_ONES(S{slot})"  # written out only if the ones must be summed
+            elif template is not None:
+                if "{g}" in template:
+                    materialise(node)
                 call = (
                     "("
-                    + templates[index].format(
+                    + template.format(
                         *[f"n{slots[p]}{value}" for p in parents], g=f"g{k}", out=f"n{k}{value}"
                     )
                     + ")"
                 )
             else:
+                materialise(node)
                 names[f"V{k}_{index}"] = vjp
                 call = f"V{k}_{index}(g{k}, n{k}{value}, {operands}{keywords})"
-            shape = parent.value.shape
-            found = _shape_of(contribution)
             if found != shape:
                 if recorded:
                     contribution = autodiff._sum_to_shape(contribution, shape)
@@ -297,25 +347,29 @@ def _write(root: Tensor, order: list[Tensor], slots: dict[Tensor, int], recorded
                     contribution = autodiff._sum_array_to_shape(contribution, shape)
                     call = _reduction(call, found, shape, slot, names)
             count = received.get(parent, 0)
+            received[parent] = count + 1
             if count == 0:
                 grads[parent] = contribution
-                lines.append(f"    g{slot} = {call}")
+                if gives_ones:  # kept in mind, not in an array, until something needs it
+                    ones.add(parent)
+                    unbound.add(parent)
+                else:
+                    lines.append(f"    g{slot} = {call}")
                 first_of_node = (parent, call)
-            elif count == 1 and first_of_node == (parent, call):
+                continue
+            grads[parent] = grads[parent] + contribution
+            materialise(parent)
+            ones.discard(parent)
+            if count == 1 and first_of_node == (parent, call):
                 # the same parent twice with the same expression (x * x): computed once and
                 # doubled, which is exactly the sum of the two equal contributions
-                grads[parent] = grads[parent] + contribution
                 lines.append(f"    g{slot} = g{slot} + g{slot}")
-            elif count == 1:
-                grads[parent] = grads[parent] + contribution
-                lines.append(f"    g{slot} = g{slot} + {call}")
-            elif recorded:
-                grads[parent] = grads[parent] + contribution
+            elif count == 1 or recorded:
                 lines.append(f"    g{slot} = g{slot} + {call}")
             else:  # the sum above made g{slot} a fresh array of its own: add into it
-                grads[parent] = grads[parent] + contribution
                 lines.append(f"    g{slot} += {call}")
-            received[parent] = count + 1
+    for leaf in leaves:
+        materialise(leaf)
     entries = ", ".join(f"n{slots[leaf]}: g{slots[leaf]}" for leaf in leaves)
     lines.append(f"    grads = {{{entries}}}")
     # two leaves of the plan that are one tensor in this graph: let the walk add them up

@@ -23,8 +23,8 @@ def walked(root: Tensor) -> dict[Tensor, np.ndarray]:
     return {node: g for node, g in grads.items() if node.op is None and node.requires_grad}
 
 
-def planned(root: Tensor, plan=None) -> dict[Tensor, np.ndarray] | None:
-    plan = plan or plans.compile_plan(root)
+def planned(root: Tensor, plan=None, unit=False) -> dict[Tensor, np.ndarray] | None:
+    plan = plan or plans.compile_plan(root, unit=unit)
     assert plan is not None
     return plan(root, np.ones(root.value.shape))
 
@@ -80,6 +80,49 @@ GRAPHS = {
 def test_a_plan_gives_the_walks_gradients_bit_for_bit(name):
     root = GRAPHS[name]()
     assert_same(planned(root), walked(root))
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_a_plan_for_a_seed_of_ones_folds_the_ones_and_gives_the_same_gradients(name):
+    root = GRAPHS[name]()
+    assert_same(planned(root, unit=True), walked(root))
+    again = GRAPHS[name]()
+    assert_same(planned(again, plans.compile_plan(root, unit=True)), walked(again))
+
+
+def test_folding_the_ones_leaves_a_directional_derivative_no_arithmetic():
+    # ⟨g, v⟩ = Σ (g · v).sum(): from a seed of ones each g's gradient is v itself
+    a, b = leaf((4, 3), 1), leaf((3,), 2)
+    v, w = np.arange(12.0).reshape(4, 3), np.arange(3.0)
+    root = (a * v).sum() + (b * w).sum()
+    plan = plans.compile_plan(root, unit=True)
+    assignments = [line.strip() for line in plan.source.splitlines() if " = (" in line]
+    assert len(assignments) == 2
+    assert all(line.endswith(".value)") for line in assignments)  # g = (n.value): v itself
+    assert "NP_ONES" not in plan.source and "V" not in plan.source.split("def plan")[1]
+    assert_same(planned(root, plan), walked(root))
+    ga, gb = grad(root, [a, b])
+    np.testing.assert_array_equal(ga.value, v)
+    assert not np.shares_memory(ga.value, v)  # handed out as the caller's own copy
+
+
+def test_a_seed_of_ones_summed_with_another_gradient_is_written_out():
+    a = leaf((5,), 3)
+    root = (a + a * 2.0).sum()  # a gets ones (from the add) and 2 (from the product)
+    plan = plans.compile_plan(root, unit=True)
+    assert "NP_ONES" in plan.source
+    assert_same(planned(root, plan), walked(root))
+    np.testing.assert_array_equal(planned(root, plan)[a], np.full(5, 3.0))
+
+
+def test_an_output_gradient_that_is_not_ones_never_meets_a_folded_plan(fresh_plans):
+    a = leaf((30, 3), 4)
+    seed = np.full((30, 3), 2.0)
+    for _ in range(plans.COMPILE_AFTER + 1):
+        (ones,) = grad(a * a, [a], grad_output=np.ones((30, 3)))
+        (twos,) = grad(a * a, [a], grad_output=seed)
+    np.testing.assert_array_equal(twos.value, 2.0 * ones.value)
+    np.testing.assert_array_equal(twos.value, 4.0 * a.value)
 
 
 @pytest.mark.parametrize("name", sorted(GRAPHS))
@@ -151,8 +194,8 @@ def test_grad_compiles_on_the_second_walk_and_then_replays(fresh_plans):
     calls = []
     original = plans.gradients
 
-    def counting(root, seed, recorded):
-        result = original(root, seed, recorded)
+    def counting(root, seed, recorded, unit):
+        result = original(root, seed, recorded, unit)
         calls.append(result is not None)
         return result
 
@@ -279,7 +322,7 @@ def test_recorded_plans_give_the_recorded_walks_first_and_second_derivatives(fre
         autodiff.register_planner(plans.gradients)
     for _ in range(plans.COMPILE_AFTER + 2):
         found = hvp(params, x, y, vector)
-    assert len(plans._recorded_roots) == 1 and len(plans._roots) == 1
+    assert len(plans._recorded_roots) == 1 and len(plans._unit_roots) == 1
     for first, second in zip(expected, found):
         for e, f in zip(first, second):
             np.testing.assert_allclose(f, e, rtol=1e-12, atol=1e-15)
