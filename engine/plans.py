@@ -320,7 +320,7 @@ def _write(
                 elif template in ("{g} * {0}", "{g} * {1}"):
                     other = 1 if template.endswith("{1}") else 0
                     if parents[other].value.shape == shape:
-                        template = "{%d}" % other  # ones · b is b itself
+                        template = f"{{{other}}}"  # ones · b is b itself
             if gives_ones:
                 names[f"S{slot}"] = shape
                 call = f"NP_ONES(S{slot})"  # written out only if the ones must be summed
