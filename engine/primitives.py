@@ -396,14 +396,32 @@ def _tanh_grad(g: np.ndarray, out: np.ndarray) -> np.ndarray:
     return result
 
 
-def _tanh_vjp(g: Tensor, out: Tensor, x: Tensor) -> Tensor:
+def _tanh_grad_forward(g: np.ndarray, out: np.ndarray) -> np.ndarray:
     if g.__class__ is _ndarray and out.size >= _IN_PLACE and g.shape == out.shape:
         return _tanh_grad(g, out)
     return g * (1.0 - out * out)
 
 
+def _tanh_vjp(g: Tensor, out: Tensor, x: Tensor) -> Tensor:
+    if g.__class__ is Tensor:  # recorded: one node with its own derivatives
+        return tanh_grad(g, out)
+    return _tanh_grad_forward(g, out)
+
+
 _IN_PLACE = 256  # from this many numbers, VJPs on arrays work in their own result
 tanh = Primitive("tanh", np.tanh, (_tanh_vjp,), formula="tanh(x)")
+# tanh's VJP g (1 − t²), t = tanh(x), as one node when a backward pass is recorded (grad of
+# grad, Hessian-vector products): three nodes and a constant fewer per layer, and its own
+# VJPs, G (1 − t²) with respect to g and −2 G g t with respect to t
+tanh_grad = Primitive(
+    "tanh_grad",
+    _tanh_grad_forward,
+    (
+        lambda G, r, g, out: tanh_grad(G, out),
+        lambda G, r, g, out: G * g * out * -2.0,
+    ),
+    formula="g (1 − t²)",
+)
 
 
 def _sigmoid_forward(x: np.ndarray) -> np.ndarray:
@@ -782,6 +800,7 @@ PRIMITIVES: dict[str, Primitive] = {
         sin,
         cos,
         tanh,
+        tanh_grad,
         sigmoid,
         softplus,
         relu,
@@ -829,6 +848,11 @@ plans.inline(divide, lambda out, a, b: ("{g} / {1}", "-{g} * {out} / {1}"), reco
 plans.inline(negative, lambda out, x: ("-{g}",), recorded=True)
 plans.inline(exp, lambda out, x: ("{g} * {out}",), recorded=True)
 plans.inline(tanh, _tanh_template, TANH_GRAD=_tanh_grad)
+plans.inline(
+    tanh_grad,
+    lambda out, g, t: ("TANH_GRAD_OF({g}, {1})", "{g} * {0} * {1} * -2.0"),
+    TANH_GRAD_OF=_tanh_grad_forward,
+)
 plans.inline(matmul, _matmul_templates, DOT=np.dot, CONTIGUOUS=np.ascontiguousarray)
 plans.inline(
     matmul_tn,

@@ -153,6 +153,10 @@ def torch_ops() -> Any:
         matmul = staticmethod(torch.matmul)
 
         @staticmethod
+        def tanh_grad(g: Any, t: Any) -> Any:
+            return g * (1.0 - t * t)
+
+        @staticmethod
         def matmul_tn(a: Any, b: Any) -> Any:
             return a.T @ b
 
@@ -401,6 +405,14 @@ def _build_cases() -> list[Case]:
         ("vector-batch", (4,), (2, 4, 2)),
     ]:
         add_case("matmul", label, lambda ops, a, b: ops.matmul(a, b), smooth(left), smooth(right))
+    # tanh's recorded VJP on a block big enough for its in-place path (≥ 256 numbers)
+    add_case(
+        "tanh_grad",
+        "tall",
+        lambda ops, g, t: ops.tanh_grad(g, t),
+        smooth((20, 15)),
+        smooth((20, 15), -0.9, 0.9),
+    )
     # the products a recorded matmul VJP makes (Aᵀ B and A Bᵀ), tall as in a minibatch
     for label, left, right in [("square", (3, 3), (3, 3)), ("tall", (40, 3), (40, 2))]:
         add_case(
@@ -418,6 +430,13 @@ def _build_cases() -> list[Case]:
         add_case("sin", label, lambda ops, x: ops.sin(x), smooth(shape, -3.0, 3.0))
         add_case("cos", label, lambda ops, x: ops.cos(x), smooth(shape, -3.0, 3.0))
         add_case("tanh", label, lambda ops, x: ops.tanh(x), smooth(shape, -2.5, 2.5))
+        add_case(
+            "tanh_grad",
+            label,
+            lambda ops, g, t: ops.tanh_grad(g, t),
+            smooth(shape),
+            smooth(shape, -0.9, 0.9),
+        )
         add_case("sigmoid", label, lambda ops, x: ops.sigmoid(x), smooth(shape, -4.0, 4.0))
         add_case("softplus", label, lambda ops, x: ops.softplus(x), smooth(shape, -4.0, 4.0))
         add_case("relu", label, lambda ops, x: ops.relu(x), away_from_zero(shape))

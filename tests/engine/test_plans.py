@@ -267,6 +267,7 @@ def test_inline_templates_compute_what_the_vjps_compute(size):
         "matmul": [(size, 4), (4, 6)],
         "matmul_tn": [(size, 4), (size, 6)],
         "matmul_nt": [(size, 4), (6, 4)],
+        "tanh_grad": [(size, 4), (size, 4)],
     }
     for name, operand_shapes in shapes.items():
         primitive = P.PRIMITIVES[name]
