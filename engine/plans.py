@@ -47,9 +47,11 @@ from engine.autodiff import Primitive, Tensor
 
 _sum: Primitive | None = None  # engine.primitives.sum_, set by fold_sum (its VJP spreads g back)
 
-#: compile a plan the N-th time a root primitive's graph takes the generic walk
+#: compile a plan the N-th time a root primitive's graph takes the generic walk (more
+#: rarely for a root whose compiled plans are not replayed)
 COMPILE_AFTER = int(os.environ.get("BACKPROP_LAB_PLAN_AFTER", "2"))
 PLANS_PER_ROOT = 4  # shapes kept per root primitive (the most recent first)
+MAX_THRESHOLD = 512  # the most walks between compiles of a root whose plans never replay
 MAX_NODES = 400  # larger graphs are walked (a plan's source grows with the graph)
 ENABLED = os.environ.get("BACKPROP_LAB_PLANS", "on") != "off"
 
@@ -61,13 +63,17 @@ _simple = (int, float, str, bool, type(None), slice, type(Ellipsis))
 
 
 class _Root:
-    """The plans and the walk count of one root primitive."""
+    """The plans of one root primitive, the walks since the last compile, how many walks
+    make a compile, and whether any plan was replayed since the last one."""
 
-    __slots__ = ("plans", "walks")
+    __slots__ = ("plans", "walks", "threshold", "replayed", "compiled")
 
     def __init__(self) -> None:
         self.plans: list[Any] = []
         self.walks = 0
+        self.threshold = COMPILE_AFTER
+        self.replayed = False
+        self.compiled = 0
 
 
 # the plans of each root primitive: for plain-array backward passes (from a seed of ones,
@@ -135,6 +141,7 @@ def gradients(
     for plan in plans:
         grads = plan(root, seed)
         if grads is not None:
+            entry.replayed = True
             if plan is not plans[0]:  # the latest shape first
                 try:
                     plans.remove(plan)
@@ -143,12 +150,18 @@ def gradients(
                 plans.insert(0, plan)
             return grads
     entry.walks += 1
-    if entry.walks < COMPILE_AFTER:
+    if entry.walks < entry.threshold:
         return None
     entry.walks = 0
+    if entry.compiled and not entry.replayed:
+        # nothing compiled here has been replayed since the last compile: graphs under this
+        # root keep changing shape, so compile (0.5–1.5 ms, 25–65 walks) ever more rarely
+        entry.threshold = min(2 * entry.threshold, MAX_THRESHOLD)
+    entry.replayed = False
+    entry.compiled += 1
     plan = compile_plan(root, recorded, unit)
     if plan is None:
-        entry.walks = -8 * COMPILE_AFTER  # not compilable: walk a while before trying again
+        entry.walks = -8 * entry.threshold  # not compilable: walk a while before trying again
         return None
     grads = plan(root, seed)
     if grads is None:  # cannot happen: a plan fits the graph it was made from

@@ -243,6 +243,27 @@ def test_a_root_primitive_keeps_a_bounded_number_of_plans(fresh_plans):
     assert plans.statistics()["plans"] <= plans.PLANS_PER_ROOT
 
 
+def test_a_root_whose_graphs_never_repeat_compiles_ever_more_rarely(fresh_plans, monkeypatch):
+    compiled = []
+    original = plans.compile_plan
+
+    def counting(root, recorded=False, unit=False):
+        compiled.append(root)
+        return original(root, recorded, unit)
+
+    monkeypatch.setattr(plans, "compile_plan", counting)
+    for size in range(1, 201):  # 200 graphs of 200 shapes under one root primitive
+        a = leaf((size,))
+        (g,) = grad((a * a).sum(), [a])
+        np.testing.assert_array_equal(g.value, 2.0 * a.value)
+    assert len(compiled) <= 12  # 100 with a fixed threshold of 2
+    # and a root whose graph repeats still gets its plan on the second walk
+    b = leaf((3, 3))
+    results = [grad((F.tanh(b) * b).mean(), [b])[0].value for _ in range(3)]
+    assert len(plans._unit_roots[P.divide].plans) == 1  # mean() ends in a division
+    np.testing.assert_array_equal(results[0], results[2])
+
+
 def test_gradients_with_respect_to_an_inner_node_take_the_walk(fresh_plans):
     a = leaf((4,))
     t = F.tanh(a)
