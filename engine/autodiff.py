@@ -199,10 +199,11 @@ def _operand(value: Any) -> Tensor:
     """A non-Tensor operand of a Tensor operator as a constant node. Python numbers
     (``x ** 2``, ``s / n``, ``1.0 - h``) recur every step: their 0-d arrays are made
     once and kept read-only (a few hundred at most), since ``np.asarray`` of a number
-    costs more than the rest of the constant. Zero and NaN are left out (signed zeros
-    compare equal, NaN unequal to itself)."""
+    costs more than the rest of the constant. A float zero and NaN are left out (0.0 and
+    −0.0 are one dictionary key, NaN is unequal to itself); an int zero is +0.0, which is
+    what ``sum()`` of Tensors starts from."""
     cls = value.__class__
-    if (cls is float or cls is int) and value and value == value:
+    if (cls is float and value and value == value) or cls is int:
         array = _scalar_arrays.get(value)
         if array is None:
             array = np.asarray(value, dtype=np.float64)
@@ -298,17 +299,21 @@ def apply(prim: Primitive, *inputs: Any, **params: Any) -> Any:
     return tensor
 
 
-def unary_operator(prim: Primitive, **fixed: Any) -> Callable[[Any], Any]:
+def unary_operator(
+    prim: Primitive, forward: Callable[[Any], Any] | None = None, **fixed: Any
+) -> Callable[[Any], Any]:
     """``prim`` as a one-argument function (a Tensor method such as ``-x`` or ``x.T``, a
     unit such as ``F.tanh``), the same as ``prim(x, **fixed)`` without the generic
-    call's argument packing."""
-    forward = prim.forward
+    call's argument packing. ``forward``: the primitive's forward with ``fixed`` already
+    applied, when a direct function is cheaper than passing them each time."""
     fixed_params = dict(fixed)  # one dict for every node this operator makes: never written
-    if fixed:
-        plain = forward
+    if forward is None:
+        forward = prim.forward
+        if fixed:
+            plain = forward
 
-        def forward(x: Any) -> Any:
-            return plain(x, **fixed)
+            def forward(x: Any) -> Any:
+                return plain(x, **fixed)
 
     def operator(x: Any) -> Any:
         if x.__class__ is not Tensor:

@@ -698,7 +698,9 @@ def stack(count: int) -> Primitive:
 
 
 # ----- Tensor methods and operators ----------------------------------------------
-_total = unary_operator(sum_, axis=None, keepdims=False)
+_total = unary_operator(
+    sum_, lambda x: _add_reduce(x, None), axis=None, keepdims=False
+)  # x.sum(): _sum_forward's axis=None path, without its keywords
 
 
 def _sum_method(self: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:

@@ -368,3 +368,28 @@ def test_a_recorded_plan_records_a_graph_that_differentiates_again():
     np.testing.assert_allclose(
         second.value, (2.0 / 3.0) * (1.0 - t * t) * (1.0 - 3.0 * t * t), rtol=1e-12
     )
+
+
+def test_threads_sharing_the_plans_get_the_walks_gradients(fresh_plans):
+    """Sessions train in threads: plans are shared, compiled and reordered concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [mlp(batch) for batch in (10, 40, 500)]
+    autodiff.register_planner(None)
+    try:
+        expected = [[g.value for g in grad(mlp_cost(*case), case[0])] for case in cases]
+    finally:
+        autodiff.register_planner(plans.gradients)
+
+    def run(index: int) -> bool:
+        params, x, y = cases[index % len(cases)]
+        for _ in range(40):
+            found = grad(mlp_cost(params, x, y), params)
+            for e, f in zip(expected[index % len(cases)], found):
+                if not np.array_equal(e, f.value):
+                    return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert all(pool.map(run, range(12)))
+    assert 1 <= plans.statistics()["plans"] <= plans.PLANS_PER_ROOT
