@@ -1,4 +1,4 @@
-"""Backward plans: the unrecorded backward pass of a graph's shape, compiled once.
+"""Backward plans: the backward pass of a graph's shape, compiled once (issue 13).
 
 A training loop builds the same graph every step: the same primitives, wired the same
 way, over operands of the same shapes. The generic backward walk
@@ -25,12 +25,18 @@ was a leaf (with the same shape and the same ``requires_grad``), the same node w
 two edges met. Shapes only need checking at the leaves: every other shape follows from
 them, the primitives and their parameters. If any check fails the plan returns
 ``None`` and ``grad`` takes the generic walk (and, seen again, compiles a plan for the
-new shape too). A plan calls the same VJP functions the walk calls, on the same values
-in the same order, so its gradients are the walk's, bit for bit.
+new shape too). A plan calls the same VJP functions the walk calls (or writes the common
+ones in as the same numpy expressions), on the same values in the same order, so its
+gradients are the walk's, bit for bit.
+
+Recorded passes (``create_graph``) get plans of their own, which hand the VJPs the
+Tensors so that the gradients are new nodes, differentiable again; and plans for the
+default seed of ones fold the ones away (see ``_write``).
 
 Only graphs made of the primitives registered with :func:`allow` (the engine's own)
 whose parameters are plain values (numbers, strings, tuples of them) are compiled;
-anything else takes the walk. Plans hold no reference to any node or array.
+anything else takes the walk. Plans hold no reference to any node or to a graph's
+arrays (only primitives, shapes, parameters and cached rows of ones).
 """
 
 from __future__ import annotations
@@ -56,9 +62,10 @@ MAX_NODES = 400  # larger graphs are walked (a plan's source grows with the grap
 ENABLED = os.environ.get("BACKPROP_LAB_PLANS", "on") != "off"
 
 _allowed: set[Primitive] = set()
-# per primitive: (rule, helpers); rule(out_shape, *input_shapes) gives one template per
-# input, or None, for writing that VJP into the plan as an expression instead of a call
-_inline: dict[Primitive, tuple[Callable[..., Any], dict[str, Any]]] = {}
+# per primitive: (rule, helpers, recorded); rule(out_shape, *input_shapes) gives one
+# template per input, or None, for writing that VJP into the plan as an expression
+# instead of a call (see ``inline``)
+_inline: dict[Primitive, tuple[Callable[..., Any], dict[str, Any], bool]] = {}
 _simple = (int, float, str, bool, type(None), slice, type(Ellipsis))
 
 
