@@ -305,7 +305,7 @@ def _matmul_vjp_left(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
     if a.ndim == 2 and b.ndim == 2:  # the common case first: one Python frame
         if g.__class__ is np.ndarray:
             return _product_with_transpose(g, b)
-        return matmul_nt(g, b)  # one node g bᵀ, no transpose node (see matmul_nt)
+        return _nt(g, b)  # one node g bᵀ, no transpose node (see matmul_nt)
     if b.ndim == 1:
         if a.ndim == 1:
             return g * b
@@ -321,7 +321,7 @@ def _matmul_vjp_right(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
     if a.ndim == 2 and b.ndim == 2:
         if g.__class__ is np.ndarray:
             return _dot(a.T, g)
-        return matmul_tn(a, g)
+        return _tn(a, g)
     if a.ndim == 1:
         if b.ndim == 1:
             return g * a
@@ -350,6 +350,8 @@ matmul = Primitive(
 # Gᵀ A), so a recorded backward pass (grad of grad, Hessian-vector products) records no
 # transpose nodes, and its second pass works on contiguous arrays.
 def _matrices(name: str, a: np.ndarray, b: np.ndarray) -> None:
+    if a.__class__ is _ndarray is b.__class__ and a.ndim == 2 == b.ndim:
+        return
     if np.ndim(a) != 2 or np.ndim(b) != 2:
         raise ValueError(f"{name} takes two matrices, got shapes {np.shape(a)} and {np.shape(b)}")
 
@@ -367,14 +369,14 @@ def _nt_forward(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 matmul_tn = Primitive(
     "matmul_tn",
     _tn_forward,
-    (lambda g, out, a, b: matmul_nt(b, g), lambda g, out, a, b: matmul(a, g)),
+    (lambda g, out, a, b: _nt(b, g), lambda g, out, a, b: _mm(a, g)),
     formula="Aᵀ · B",
     symbol="ᵀ·",
 )
 matmul_nt = Primitive(
     "matmul_nt",
     _nt_forward,
-    (lambda g, out, a, b: matmul(g, b), lambda g, out, a, b: matmul_tn(g, a)),
+    (lambda g, out, a, b: _mm(g, b), lambda g, out, a, b: _tn(g, a)),
     formula="A · Bᵀ",
     symbol="·ᵀ",
 )
@@ -404,7 +406,7 @@ def _tanh_grad_forward(g: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def _tanh_vjp(g: Tensor, out: Tensor, x: Tensor) -> Tensor:
     if g.__class__ is Tensor:  # recorded: one node with its own derivatives
-        return tanh_grad(g, out)
+        return _tanh_grad_op(g, out)
     return _tanh_grad_forward(g, out)
 
 
@@ -417,11 +419,18 @@ tanh_grad = Primitive(
     "tanh_grad",
     _tanh_grad_forward,
     (
-        lambda G, r, g, out: tanh_grad(G, out),
+        lambda G, r, g, out: _tanh_grad_op(G, out),
         lambda G, r, g, out: G * g * out * -2.0,
     ),
     formula="g (1 − t²)",
 )
+
+# the recorded VJPs above call these (one frame each, like a Tensor operator, instead of
+# the generic ``apply`` with its argument packing)
+_mm = binary_operator(matmul)
+_tn = binary_operator(matmul_tn)
+_nt = binary_operator(matmul_nt)
+_tanh_grad_op = binary_operator(tanh_grad)
 
 
 def _sigmoid_forward(x: np.ndarray) -> np.ndarray:
