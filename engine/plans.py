@@ -62,10 +62,10 @@ MAX_NODES = 400  # larger graphs are walked (a plan's source grows with the grap
 ENABLED = os.environ.get("BACKPROP_LAB_PLANS", "on") != "off"
 
 _allowed: set[Primitive] = set()
-# per primitive: (rule, helpers, recorded); rule(out_shape, *input_shapes) gives one
+# per primitive: (rule, helpers, recorded, with_params); rule(out_shape, *input_shapes) gives one
 # template per input, or None, for writing that VJP into the plan as an expression
 # instead of a call (see ``inline``)
-_inline: dict[Primitive, tuple[Callable[..., Any], dict[str, Any], bool]] = {}
+_inline: dict[Primitive, tuple[Callable[..., Any], dict[str, Any], bool, bool]] = {}
 _simple = (int, float, str, bool, type(None), slice, type(Ellipsis))
 
 
@@ -99,7 +99,11 @@ def allow(primitives: Iterable[Primitive]) -> None:
 
 
 def inline(
-    primitive: Primitive, rule: Callable[..., Any], recorded: bool = False, **helpers: Any
+    primitive: Primitive,
+    rule: Callable[..., Any],
+    recorded: bool = False,
+    with_params: bool = False,
+    **helpers: Any,
 ) -> None:
     """Let plans write ``primitive``'s VJPs as expressions (a call less per edge).
 
@@ -108,8 +112,9 @@ def inline(
     the inputs' values) or ``None`` to call the VJP; the template must compute exactly
     what the VJP computes on arrays of those shapes. ``helpers`` are names the templates
     use. ``recorded``: the templates are Tensor operators alone, so recorded plans may use
-    them too (they record the same nodes the VJP records)."""
-    _inline[primitive] = (rule, helpers, recorded)
+    them too (they record the same nodes the VJP records). ``with_params``: the rule also
+    takes the node's parameters as keywords (else it is used only for nodes without any)."""
+    _inline[primitive] = (rule, helpers, recorded, with_params)
 
 
 def fold_sum(primitive: Primitive) -> None:
@@ -247,7 +252,11 @@ def _write(
         "R": autodiff._sum_to_shape if recorded else autodiff._sum_array_to_shape
     }
     value = "" if recorded else ".value"  # what a VJP is handed: the node, or its array
-    lines = ["def plan(n0, g0):"]
+    # every check first (the walk through the parents and the guards on every node), then
+    # the arithmetic: shapes the plan wrote in (reductions, broadcasts) are only right for
+    # a graph that has passed every check, and a graph that fails one must not reach them
+    checks = ["def plan(n0, g0):"]
+    lines: list[str] = []
     reached = {root}
     received: dict[Tensor, int] = {root: 1}  # contributions each node's gradient has had
     grads: dict[Tensor, Any] = {}
@@ -263,11 +272,11 @@ def _write(
                 test += f" or {n}.params != P{slot}"
             else:
                 test += f" or {n}.params"
-            lines.append(f"    if {test}: return None")
+            checks.append(f"    if {test}: return None")
             return
         names[f"S{slot}"] = node.value.shape
         flag = "not " if node.requires_grad else ""
-        lines.append(
+        checks.append(
             f"    if {n}.op is not None or {flag}{n}.requires_grad"
             f" or {n}.value.shape != S{slot}: return None"
         )
@@ -305,9 +314,9 @@ def _write(
                 targets.append(f"n{slot}")
                 fresh.append((parent, slot))
         unpack = ", ".join(targets) + ("," if len(targets) == 1 else "")
-        lines.append(f"    {unpack} = n{k}.parents")
+        checks.append(f"    {unpack} = n{k}.parents")
         for index, slot in known:
-            lines.append(f"    if _p{index} is not n{slot}: return None")
+            checks.append(f"    if _p{index} is not n{slot}: return None")
         for parent, slot in fresh:
             guard(parent, slot)
         # run the VJPs of the edges to parents that need a gradient
@@ -321,8 +330,9 @@ def _write(
             keywords = f", **K{k}"
         templates = None
         rule = _inline.get(node.op)
-        if rule is not None and not node.params and (rule[2] or not recorded):
-            templates = rule[0](node.value.shape, *[p.value.shape for p in parents])
+        if rule is not None and (rule[3] or not node.params) and (rule[2] or not recorded):
+            shapes = [p.value.shape for p in parents]
+            templates = rule[0](node.value.shape, *shapes, **node.params)
             names.update(rule[1])
         first_of_node = None  # (parent, expression) of this node's edge that started a gradient
         for index, (vjp, parent) in enumerate(zip(node.op.vjps, parents)):
@@ -394,7 +404,7 @@ def _write(
     lines.append(f"    grads = {{{entries}}}")
     # two leaves of the plan that are one tensor in this graph: let the walk add them up
     lines.append(f"    return grads if len(grads) == {len(leaves)} else None")
-    source = "\n".join(lines) + "\n"
+    source = "\n".join(checks + lines) + "\n"
     namespace = dict(names)
     kind = "recorded backward plan" if recorded else "backward plan"
     exec(compile(source, f"<{kind} of {root.op.name}>", "exec"), namespace)  # noqa: S102

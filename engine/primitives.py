@@ -852,6 +852,22 @@ def _matmul_templates(out: tuple[int, ...], a: tuple[int, ...], b: tuple[int, ..
     return (left, "DOT({0}.T, {g})")
 
 
+def _sum_templates(
+    out: tuple[int, ...], x: tuple[int, ...], axis: Any = None, keepdims: bool = False
+) -> Any:
+    # what _sum_vjp returns on arrays, for a total or a sum over leading axes: the
+    # gradient broadcast back to x's shape (BT: broadcast_to's array path)
+    if keepdims:
+        return None
+    if axis is not None:
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        axes = sorted(a % len(x) for a in axes)
+        if axes != list(range(len(axes))):
+            return None
+    return (f"BT({{g}}, {tuple(x)!r})",)
+
+
+plans.inline(sum_, _sum_templates, with_params=True, BT=broadcast_to)
 plans.inline(add, lambda out, a, b: ("{g}", "{g}"), recorded=True)
 plans.inline(subtract, lambda out, a, b: ("{g}", "-{g}"), recorded=True)
 plans.inline(multiply, lambda out, a, b: ("{g} * {1}", "{g} * {0}"), recorded=True)

@@ -295,7 +295,7 @@ def test_inline_templates_compute_what_the_vjps_compute(size):
         operands = [rng.standard_normal(s) + 2.0 for s in operand_shapes]
         out = primitive.forward(*operands)
         g = rng.standard_normal(out.shape)
-        rule, helpers, _ = plans._inline[primitive]
+        rule, helpers, _, _ = plans._inline[primitive]
         templates = rule(out.shape, *operand_shapes)
         for index, template in enumerate(templates):
             names = {**helpers, "g": g, "out": out}
@@ -393,3 +393,29 @@ def test_threads_sharing_the_plans_get_the_walks_gradients(fresh_plans):
     with ThreadPoolExecutor(max_workers=6) as pool:
         assert all(pool.map(run, range(12)))
     assert 1 <= plans.statistics()["plans"] <= plans.PLANS_PER_ROOT
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+@pytest.mark.parametrize("unit", [False, True])
+def test_a_plan_for_one_batch_size_refuses_another_before_any_arithmetic(recorded, unit):
+    """The shapes a plan writes in (reductions, broadcasts, rows of ones) are right only for
+    a graph that passed every check, so every check comes first: a batch of 500 meeting a
+    plan made at batch 10 (and the other way round) is refused, not an error."""
+    if recorded and unit:
+        return  # recorded plans never fold the seed
+    costs = {batch: mlp_cost(*mlp(batch)) for batch in (10, 40, 500)}
+    seed = Tensor(np.ones(())) if recorded else np.ones(())
+    for made_at, cost in costs.items():
+        plan = plans.compile_plan(cost, recorded=recorded, unit=unit)
+        previous = autodiff._grad_mode.enabled
+        autodiff._grad_mode.enabled = recorded or previous
+        try:
+            for other_batch, other in costs.items():
+                found = plan(other, seed)
+                assert (found is not None) == (other_batch == made_at)
+        finally:
+            autodiff._grad_mode.enabled = previous
+    body = plans.compile_plan(costs[500], unit=unit).source.split("\n")
+    last_check = max(i for i, line in enumerate(body) if line.strip().startswith("if "))
+    first_sum = min(i for i, line in enumerate(body) if " g" in line and " = " in line)
+    assert last_check < first_sum
