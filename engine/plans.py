@@ -292,6 +292,8 @@ def _write(
     unbound: set[Tensor] = set()
     names["NP_ONES"] = np.ones
 
+    shared: dict[str, str] = {}  # factors written once and shared (⟦…⟧ in a template)
+
     def materialise(node: Tensor) -> None:
         if node in unbound:
             slot = slots[node]
@@ -364,6 +366,7 @@ def _write(
                     )
                     + ")"
                 )
+                call = _share(call, shared, lines)
             else:
                 materialise(node)
                 names[f"V{k}_{index}"] = vjp
@@ -411,6 +414,22 @@ def _write(
     plan = namespace["plan"]
     plan.source = source
     return plan
+
+
+def _share(call: str, shared: dict[str, str], lines: list[str]) -> str:
+    """Each ⟦factor⟧ in ``call`` computed once per plan: the first time into a local
+    (written before the line that uses it), later times the same local. A factor's
+    operands are node values, all bound by the checks before any arithmetic."""
+    while "⟦" in call:
+        start = call.index("⟦")
+        end = call.index("⟧", start)
+        factor = call[start + 1 : end]
+        name = shared.get(factor)
+        if name is None:
+            name = shared[factor] = f"f{len(shared)}"
+            lines.append(f"    {name} = {factor}")
+        call = call[:start] + name + call[end + 1 :]
+    return call
 
 
 def _reduction(

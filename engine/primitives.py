@@ -836,10 +836,18 @@ if plans.ENABLED:
     register_planner(plans.gradients)
 
 
+def _one_minus_square(t: np.ndarray) -> np.ndarray:
+    """1 − t², in one fresh array (the factor tanh's VJPs share)."""
+    result = t * t
+    if result.__class__ is not _ndarray:  # a numpy scalar (a 0-d tanh)
+        return 1.0 - result
+    np.subtract(1.0, result, out=result)
+    return result
+
+
 def _tanh_template(out: tuple[int, ...], x: tuple[int, ...]) -> tuple[str]:
-    if int(np.prod(out)) >= _IN_PLACE:
-        return ("TANH_GRAD({g}, {out})",)
-    return ("{g} * (1.0 - {out} * {out})",)
+    # ⟦…⟧: a factor a plan computes once and shares (tanh_grad's VJP needs the same one)
+    return ("{g} * ⟦ONE_MINUS_SQUARE({out})⟧",)
 
 
 def _matmul_templates(out: tuple[int, ...], a: tuple[int, ...], b: tuple[int, ...]) -> Any:
@@ -874,11 +882,11 @@ plans.inline(multiply, lambda out, a, b: ("{g} * {1}", "{g} * {0}"), recorded=Tr
 plans.inline(divide, lambda out, a, b: ("{g} / {1}", "-{g} * {out} / {1}"), recorded=True)
 plans.inline(negative, lambda out, x: ("-{g}",), recorded=True)
 plans.inline(exp, lambda out, x: ("{g} * {out}",), recorded=True)
-plans.inline(tanh, _tanh_template, TANH_GRAD=_tanh_grad)
+plans.inline(tanh, _tanh_template, ONE_MINUS_SQUARE=_one_minus_square)
 plans.inline(
     tanh_grad,
-    lambda out, g, t: ("TANH_GRAD_OF({g}, {1})", "{g} * {0} * {1} * -2.0"),
-    TANH_GRAD_OF=_tanh_grad_forward,
+    lambda out, g, t: ("{g} * ⟦ONE_MINUS_SQUARE({1})⟧", "{g} * {0} * {1} * -2.0"),
+    ONE_MINUS_SQUARE=_one_minus_square,
 )
 plans.inline(matmul, _matmul_templates, DOT=np.dot, CONTIGUOUS=np.ascontiguousarray)
 plans.inline(
