@@ -293,6 +293,7 @@ def _write(
     names["NP_ONES"] = np.ones
 
     shared: dict[str, str] = {}  # factors written once and shared (⟦…⟧ in a template)
+    owned: set[Tensor] = set()  # nodes whose gradient is an array the plan made, unshared
 
     def materialise(node: Tensor) -> None:
         if node in unbound:
@@ -353,6 +354,11 @@ def _write(
                     other = 1 if template.endswith("{1}") else 0
                     if parents[other].value.shape == shape:
                         template = f"{{{other}}}"  # ones · b is b itself
+            # fresh: the expression makes a new array nobody else holds (so a later
+            # contribution may be added into it); a VJP call or a passed-on array is not
+            fresh = gives_ones or (
+                template is not None and template not in _ALIASES and "BT(" not in template
+            )
             if gives_ones:
                 names[f"S{slot}"] = shape
                 call = f"NP_ONES(S{slot})"  # written out only if the ones must be summed
@@ -379,6 +385,7 @@ def _write(
                 else:
                     contribution = autodiff._sum_array_to_shape(contribution, shape)
                     call = _reduction(call, found, shape, slot, names)
+                    fresh = not call.startswith("R(")  # the bias cases make new arrays
             count = received.get(parent, 0)
             received[parent] = count + 1
             if count == 0:
@@ -388,19 +395,28 @@ def _write(
                     unbound.add(parent)
                 else:
                     lines.append(f"    g{slot} = {call}")
+                    if fresh and not recorded:
+                        owned.add(parent)
                 first_of_node = (parent, call)
                 continue
             grads[parent] = grads[parent] + contribution
-            materialise(parent)
+            if parent in unbound:  # ones written out now: a fresh array of the plan's own
+                materialise(parent)
+                owned.add(parent)
             ones.discard(parent)
             if count == 1 and first_of_node == (parent, call):
                 # the same parent twice with the same expression (x * x): computed once and
                 # doubled, which is exactly the sum of the two equal contributions
-                lines.append(f"    g{slot} = g{slot} + g{slot}")
-            elif count == 1 or recorded:
-                lines.append(f"    g{slot} = g{slot} + {call}")
-            else:  # the sum above made g{slot} a fresh array of its own: add into it
+                if parent in owned:
+                    lines.append(f"    g{slot} += g{slot}")
+                else:
+                    lines.append(f"    g{slot} = g{slot} + g{slot}")
+            elif parent in owned:  # an array this plan made and nobody else holds
                 lines.append(f"    g{slot} += {call}")
+            else:
+                lines.append(f"    g{slot} = g{slot} + {call}")
+            if not recorded:
+                owned.add(parent)  # g + c is a new array
     for leaf in leaves:
         materialise(leaf)
     entries = ", ".join(f"n{slots[leaf]}: g{slots[leaf]}" for leaf in leaves)
@@ -414,6 +430,9 @@ def _write(
     plan = namespace["plan"]
     plan.source = source
     return plan
+
+
+_ALIASES = ("{g}", "{0}", "{1}")  # templates that hand on an existing array
 
 
 def _share(call: str, shared: dict[str, str], lines: list[str]) -> str:
