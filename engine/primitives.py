@@ -404,6 +404,17 @@ def _tanh_grad_forward(g: np.ndarray, out: np.ndarray) -> np.ndarray:
     return g * (1.0 - out * out)
 
 
+def _minus_twice_product(a: Any, b: Any, c: Any) -> Any:
+    """a · b · c · (−2), left to right: tanh_grad's VJP with respect to t. On arrays of the
+    same shape the last two products go into the first's result (two arrays fewer)."""
+    if a.__class__ is _ndarray is b.__class__ is c.__class__ and a.shape == b.shape == c.shape:
+        result = a * b
+        result *= c
+        result *= -2.0
+        return result
+    return a * b * c * -2.0
+
+
 def _tanh_vjp(g: Tensor, out: Tensor, x: Tensor) -> Tensor:
     if g.__class__ is Tensor:  # recorded: one node with its own derivatives
         return _tanh_grad_op(g, out)
@@ -420,7 +431,7 @@ tanh_grad = Primitive(
     _tanh_grad_forward,
     (
         lambda G, r, g, out: _tanh_grad_op(G, out),
-        lambda G, r, g, out: G * g * out * -2.0,
+        lambda G, r, g, out: _minus_twice_product(G, g, out),
     ),
     formula="g (1 − t²)",
 )
@@ -872,10 +883,20 @@ def _sum_templates(
         axes = sorted(a % len(x) for a in axes)
         if axes != list(range(len(axes))):
             return None
+    if len(x) == 2 and x[0] >= 32 and out in ((x[1],), (1, x[1])):
+        # broadcast_to's BLAS path for a row down a tall matrix (out: 1-D, so an array)
+        return (f"DOT(ONES_COLUMN({x[0]}), {{g}}.reshape(1, {x[1]}))",)
     return (f"BT({{g}}, {tuple(x)!r})",)
 
 
-plans.inline(sum_, _sum_templates, with_params=True, BT=broadcast_to)
+plans.inline(
+    sum_,
+    _sum_templates,
+    with_params=True,
+    BT=broadcast_to,
+    DOT=np.dot,
+    ONES_COLUMN=_ones_column,
+)
 plans.inline(add, lambda out, a, b: ("{g}", "{g}"), recorded=True)
 plans.inline(subtract, lambda out, a, b: ("{g}", "-{g}"), recorded=True)
 plans.inline(multiply, lambda out, a, b: ("{g} * {1}", "{g} * {0}"), recorded=True)
@@ -885,8 +906,9 @@ plans.inline(exp, lambda out, x: ("{g} * {out}",), recorded=True)
 plans.inline(tanh, _tanh_template, ONE_MINUS_SQUARE=_one_minus_square)
 plans.inline(
     tanh_grad,
-    lambda out, g, t: ("{g} * ⟦ONE_MINUS_SQUARE({1})⟧", "{g} * {0} * {1} * -2.0"),
+    lambda out, g, t: ("{g} * ⟦ONE_MINUS_SQUARE({1})⟧", "MINUS_TWICE_PRODUCT({g}, {0}, {1})"),
     ONE_MINUS_SQUARE=_one_minus_square,
+    MINUS_TWICE_PRODUCT=_minus_twice_product,
 )
 plans.inline(matmul, _matmul_templates, DOT=np.dot, CONTIGUOUS=np.ascontiguousarray)
 plans.inline(

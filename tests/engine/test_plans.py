@@ -300,21 +300,25 @@ def test_inline_templates_compute_what_the_vjps_compute(size):
         "matmul_tn": [(size, 4), (size, 6)],
         "matmul_nt": [(size, 4), (6, 4)],
         "tanh_grad": [(size, 4), (size, 4)],
+        "sum": [(size, 4)],
+        "sum, axis 0": ([(size, 4)], {"axis": 0}),
+        "sum, axis 0 of a column": ([(size, 1)], {"axis": 0}),
     }
-    for name, operand_shapes in shapes.items():
-        primitive = P.PRIMITIVES[name]
+    for name, entry in shapes.items():
+        operand_shapes, params = entry if isinstance(entry, tuple) else (entry, {})
+        primitive = P.PRIMITIVES[name.split(",")[0]]
         operands = [rng.standard_normal(s) + 2.0 for s in operand_shapes]
-        out = primitive.forward(*operands)
+        out = np.asarray(primitive.forward(*operands, **params))
         g = rng.standard_normal(out.shape)
         rule, helpers, _, _ = plans._inline[primitive]
-        templates = rule(out.shape, *operand_shapes)
+        templates = rule(out.shape, *operand_shapes, **params)
         for index, template in enumerate(templates):
             names = {**helpers, "g": g, "out": out}
             names.update({f"v{i}": v for i, v in enumerate(operands)})
             expression = template.format(*[f"v{i}" for i in range(len(operands))], g="g", out="out")
             expression = expression.replace("⟦", "(").replace("⟧", ")")  # a shared factor
             found = eval(expression, names)  # noqa: S307  (the plan's own expression)
-            expected = primitive.vjps[index](g, out, *operands)
+            expected = primitive.vjps[index](g, out, *operands, **params)
             np.testing.assert_array_equal(found, expected, err_msg=f"{name} input {index}")
 
 
