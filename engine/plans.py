@@ -65,7 +65,7 @@ _allowed: set[Primitive] = set()
 # per primitive: (rule, helpers, recorded, with_params); rule(out_shape, *input_shapes) gives one
 # template per input, or None, for writing that VJP into the plan as an expression
 # instead of a call (see ``inline``)
-_inline: dict[Primitive, tuple[Callable[..., Any], dict[str, Any], bool, bool]] = {}
+_inline: dict[Primitive, tuple[Callable[..., Any], dict[str, Any], Any, bool]] = {}
 _simple = (int, float, str, bool, type(None), slice, type(Ellipsis))
 
 
@@ -101,7 +101,7 @@ def allow(primitives: Iterable[Primitive]) -> None:
 def inline(
     primitive: Primitive,
     rule: Callable[..., Any],
-    recorded: bool = False,
+    recorded: bool | Callable[..., Any] = False,
     with_params: bool = False,
     **helpers: Any,
 ) -> None:
@@ -111,8 +111,9 @@ def inline(
     ``"{g} * {1}"`` (``{g}`` the output's gradient, ``{out}`` its value, ``{0}``, ``{1}``
     the inputs' values) or ``None`` to call the VJP; the template must compute exactly
     what the VJP computes on arrays of those shapes. ``helpers`` are names the templates
-    use. ``recorded``: the templates are Tensor operators alone, so recorded plans may use
-    them too (they record the same nodes the VJP records). ``with_params``: the rule also
+    use. ``recorded``: True when the templates are Tensor operators alone, so recorded
+    plans may use them too (they record the same nodes the VJP records); or a rule of
+    its own for recorded plans. ``with_params``: the rule also
     takes the node's parameters as keywords (else it is used only for nodes without any)."""
     _inline[primitive] = (rule, helpers, recorded, with_params)
 
@@ -333,9 +334,12 @@ def _write(
             keywords = f", **K{k}"
         templates = None
         rule = _inline.get(node.op)
-        if rule is not None and (rule[3] or not node.params) and (rule[2] or not recorded):
+        chosen = None
+        if rule is not None and (rule[3] or not node.params):
+            chosen = rule[0] if not recorded or rule[2] is True else rule[2] or None
+        if chosen is not None:
             shapes = [p.value.shape for p in parents]
-            templates = rule[0](node.value.shape, *shapes, **node.params)
+            templates = chosen(node.value.shape, *shapes, **node.params)
             names.update(rule[1])
         first_of_node = None  # (parent, expression) of this node's edge that started a gradient
         for index, (vjp, parent) in enumerate(zip(node.op.vjps, parents)):

@@ -903,14 +903,31 @@ plans.inline(multiply, lambda out, a, b: ("{g} * {1}", "{g} * {0}"), recorded=Tr
 plans.inline(divide, lambda out, a, b: ("{g} / {1}", "-{g} * {out} / {1}"), recorded=True)
 plans.inline(negative, lambda out, x: ("-{g}",), recorded=True)
 plans.inline(exp, lambda out, x: ("{g} * {out}",), recorded=True)
-plans.inline(tanh, _tanh_template, ONE_MINUS_SQUARE=_one_minus_square)
+plans.inline(
+    tanh,
+    _tanh_template,
+    recorded=lambda out, x: ("TANH_GRAD_OP({g}, {out})",),  # what _tanh_vjp records
+    ONE_MINUS_SQUARE=_one_minus_square,
+    TANH_GRAD_OP=_tanh_grad_op,
+)
 plans.inline(
     tanh_grad,
     lambda out, g, t: ("{g} * ⟦ONE_MINUS_SQUARE({1})⟧", "MINUS_TWICE_PRODUCT({g}, {0}, {1})"),
     ONE_MINUS_SQUARE=_one_minus_square,
     MINUS_TWICE_PRODUCT=_minus_twice_product,
 )
-plans.inline(matmul, _matmul_templates, DOT=np.dot, CONTIGUOUS=np.ascontiguousarray)
+plans.inline(
+    matmul,
+    _matmul_templates,
+    # what the VJPs record for two matrices: one matmul_nt and one matmul_tn node
+    recorded=lambda out, a, b: (
+        ("NT_OP({g}, {1})", "TN_OP({0}, {g})") if len(a) == 2 and len(b) == 2 else None
+    ),
+    DOT=np.dot,
+    CONTIGUOUS=np.ascontiguousarray,
+    NT_OP=_nt,
+    TN_OP=_tn,
+)
 plans.inline(
     matmul_tn,
     lambda out, a, b: ("NT({1}, {g})", "DOT({0}, {g})"),

@@ -435,3 +435,31 @@ def test_a_plan_for_one_batch_size_refuses_another_before_any_arithmetic(recorde
     last_check = max(i for i, line in enumerate(body) if line.strip().startswith("if "))
     first_sum = min(i for i, line in enumerate(body) if " g" in line and " = " in line)
     assert last_check < first_sum
+
+
+def test_recorded_templates_record_what_the_vjps_record():
+    rng = np.random.default_rng(5)
+    a, w = Tensor(rng.standard_normal((40, 3))), Tensor(rng.standard_normal((3, 2)))
+    g = Tensor(rng.standard_normal((40, 2)))
+    t = Tensor(np.tanh(rng.standard_normal((40, 2))))
+    cases = [(P.matmul, [a, w], Tensor(a.value @ w.value)), (P.tanh, [t], t)]
+    previous = autodiff._grad_mode.enabled
+    autodiff._grad_mode.enabled = True
+    try:
+        for primitive, operands, out in cases:
+            for operand in operands:
+                operand.requires_grad = True
+            rule, helpers, recorded, _ = plans._inline[primitive]
+            templates = recorded(out.shape, *[o.shape for o in operands])
+            for index, template in enumerate(templates):
+                names = {**helpers, "g": g, "out": out}
+                names.update({f"v{i}": v for i, v in enumerate(operands)})
+                expression = template.format(
+                    *[f"v{i}" for i in range(len(operands))], g="g", out="out"
+                )
+                found = eval(expression, names)  # noqa: S307  (the plan's own expression)
+                expected = primitive.vjps[index](g, out, *operands)
+                assert found.op is expected.op and found.requires_grad
+                np.testing.assert_array_equal(found.value, expected.value)
+    finally:
+        autodiff._grad_mode.enabled = previous
