@@ -52,6 +52,7 @@ from engine import autodiff
 from engine.autodiff import Primitive, Tensor
 
 _sum: Primitive | None = None  # engine.primitives.sum_, set by fold_sum (its VJP spreads g back)
+_sum_rows: Callable[[Any], Any] | None = None  # Σ over axis 0 as sum_to_shape records it
 
 #: compile a plan the N-th time a root primitive's graph takes the generic walk (more
 #: rarely for a root whose compiled plans are not replayed)
@@ -118,10 +119,12 @@ def inline(
     _inline[primitive] = (rule, helpers, recorded, with_params)
 
 
-def fold_sum(primitive: Primitive) -> None:
-    """The sum primitive: its VJP of all-ones is all ones of the input's shape."""
-    global _sum
+def fold_sum(primitive: Primitive, rows: Callable[[Any], Any] | None = None) -> None:
+    """The sum primitive: its VJP of all-ones is all ones of the input's shape. ``rows``:
+    the sum over a matrix's rows as one call (what ``sum_to_shape`` records for a bias)."""
+    global _sum, _sum_rows
     _sum = primitive
+    _sum_rows = rows
 
 
 def clear() -> None:
@@ -384,8 +387,14 @@ def _write(
             if found != shape:
                 if recorded:
                     contribution = autodiff._sum_to_shape(contribution, shape)
-                    names[f"S{slot}"] = shape
-                    call = f"R({call}, S{slot})"
+                    if _sum_rows is not None and len(found) == 2 and found[1:] == shape:
+                        # a bias's gradient summed over the batch: the one sum node that
+                        # sum_to_shape records, made directly
+                        names["SUM_ROWS"] = _sum_rows
+                        call = f"SUM_ROWS({call})"
+                    else:
+                        names[f"S{slot}"] = shape
+                        call = f"R({call}, S{slot})"
                 else:
                     contribution = autodiff._sum_array_to_shape(contribution, shape)
                     call = _reduction(call, found, shape, slot, names)

@@ -842,7 +842,7 @@ PRIMITIVES: dict[str, Primitive] = {
 # ----- backward plans: graphs of these primitives may have their walk compiled --------
 # (not indexing: its index may be an array, which a plan's check could not compare)
 plans.allow(p for p in PRIMITIVES.values() if p not in (getitem_p, index_add_p))
-plans.fold_sum(sum_)
+plans.fold_sum(sum_, unary_operator(sum_, lambda x: _sum_forward(x, 0), axis=0))
 if plans.ENABLED:
     register_planner(plans.gradients)
 

@@ -366,6 +366,24 @@ def test_recorded_plans_give_the_recorded_walks_first_and_second_derivatives(fre
             np.testing.assert_allclose(f, e, rtol=1e-12, atol=1e-15)
 
 
+def test_a_recorded_plan_records_a_bias_sum_as_the_walk_does():
+    params, x, y = mlp(64)
+    cost = mlp_cost(params, x, y)
+    plan = plans.compile_plan(cost, recorded=True)
+    assert plan.source.count("SUM_ROWS(") == 3  # one per bias
+    previous = autodiff._grad_mode.enabled
+    autodiff._grad_mode.enabled = True
+    try:
+        grads = plan(cost, Tensor(np.ones(())))
+    finally:
+        autodiff._grad_mode.enabled = previous
+    walked_grads = grad(cost, params, create_graph=True)
+    for bias, expected in zip(params[1::2], walked_grads[1::2]):
+        found = grads[bias]
+        assert found.op is P.sum_ and found.params == {"axis": 0} == expected.params
+        np.testing.assert_allclose(found.value, expected.value, rtol=1e-13)
+
+
 def test_a_recorded_plan_records_a_graph_that_differentiates_again():
     a = leaf((3, 4), 1)
     cost = (F.tanh(a) * F.tanh(a) / 3.0).sum()
