@@ -19,6 +19,7 @@ from engine.autodiff import (
     Primitive,
     Tensor,
     Vjp,
+    as_tensor,
     binary_operator,
     register_planner,
     register_sum_to_shape,
@@ -49,6 +50,10 @@ def _sum_forward(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.
 
 
 def _sum_vjp(g: Tensor, out: Tensor, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    if g.__class__ is Tensor and not g.requires_grad:
+        # a constant gradient (recorded from a constant seed) spreads back to a constant:
+        # the array path, wrapped once, instead of a reshape and a broadcast node each
+        return as_tensor(_sum_vjp(g.value, None, x.value, axis, keepdims))
     if axis is None and np.ndim(g) == 0 and g.__class__ is not Tensor:
         return _broadcast_forward(g, x.shape)  # a plain total: it broadcasts as it is
     if not keepdims and axis is not None:
@@ -269,9 +274,10 @@ def _power_vjp_base(g: Tensor, out: Tensor, a: Tensor, b: Tensor) -> Tensor:
     if b.__class__ is not Tensor or not b.requires_grad:
         exponent = _value(b)
         if exponent.ndim == 0 and exponent == 2.0:
-            # a constant square, the usual case: 2a g is two products, and when recorded
-            # two nodes whose own derivatives are products too (no a ** 1 node)
-            return g * (2.0 * a)
+            # a constant square, the usual case: (2g) a, two products (no a ** 1 node);
+            # when recorded from a constant g (a loss's own gradient) one node, since 2g is
+            # a constant. Doubling is exact, so (2g) a and g (2a) are the same numbers.
+            return (2.0 * g) * a
     return g * b * a ** (b - 1.0)
 
 
