@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page
 
 # Every 5th pixel's RGB of a canvas, to compare pictures rather than DOM presence.
@@ -122,3 +123,30 @@ def changed_fraction(before: list[int], after: list[int]) -> float:
     assert len(before) == len(after), "the canvas changed size"
     differing = sum(1 for a, b in zip(before, after) if abs(a - b) > 8)
     return differing / max(1, len(before))
+
+
+SERIOUS = ("serious", "critical")
+
+
+# ----- axe --------------------------------------------------------------------------------------
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now, one line each
+    (rule id, impact, what it asks, the nodes). axe is injected with Playwright's evaluate,
+    which the pages' script-src 'self' policy does not cover, so no bypass_csp is needed."""
+    violations = Axe().run(page).response["violations"]
+    lines = []
+    for violation in violations:
+        if violation["impact"] not in SERIOUS:
+            continue
+        targets = "; ".join(" ".join(node["target"]) for node in violation["nodes"][:8])
+        more = len(violation["nodes"]) - 8
+        lines.append(f"{violation['id']} ({violation['impact']}): {violation['help']} — "
+                     f"{targets}{f' and {more} more' if more > 0 else ''}")
+    return lines
+
+
+def check(page: Page, where: str) -> None:
+    found = serious_violations(page)
+    print(f"axe on {where}: " + ("no serious or critical violation" if not found else
+                                 f"{len(found)} serious or critical:\n  " + "\n  ".join(found)))
+    assert not found, f"axe on {where}:\n" + "\n".join(found)

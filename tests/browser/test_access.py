@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import get_type_hints
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from playwright.sync_api import Page
 
-from tests.browser.helpers import Playground
+from tests.browser.helpers import Playground, check
 
-SERIOUS = ("serious", "critical")
 # HTML routes with a path parameter that are not pages of the app, and why.
 NOT_PAGES = {
     "/api/jobs/{job_id}/report": "one finished job's downloadable report (test_job_report.py)",
@@ -90,30 +88,6 @@ def test_the_page_list_covers_every_html_route():
             )
     if "/labs/{name}" in html_routes():
         assert lab_urls(), "app.labs lists no lab"
-
-
-# ----- axe --------------------------------------------------------------------------------------
-def serious_violations(page: Page) -> list[str]:
-    """axe-core's serious and critical violations on the page as it is now, one line each
-    (rule id, impact, what it asks, the nodes). axe is injected with Playwright's evaluate,
-    which the pages' script-src 'self' policy does not cover, so no bypass_csp is needed."""
-    violations = Axe().run(page).response["violations"]
-    lines = []
-    for violation in violations:
-        if violation["impact"] not in SERIOUS:
-            continue
-        targets = "; ".join(" ".join(node["target"]) for node in violation["nodes"][:8])
-        more = len(violation["nodes"]) - 8
-        lines.append(f"{violation['id']} ({violation['impact']}): {violation['help']} — "
-                     f"{targets}{f' and {more} more' if more > 0 else ''}")
-    return lines
-
-
-def check(page: Page, where: str) -> None:
-    found = serious_violations(page)
-    print(f"axe on {where}: " + ("no serious or critical violation" if not found else
-                                 f"{len(found)} serious or critical:\n  " + "\n  ".join(found)))
-    assert not found, f"axe on {where}:\n" + "\n".join(found)
 
 
 def open_drawn(page: Page, base: str, url: str) -> None:

@@ -8,6 +8,7 @@ import time
 from playwright.sync_api import Page
 
 from app.reports import REPORT_CSP
+from tests.browser.helpers import check  # axe-core: no serious or critical violation
 
 # a refused eval shows only as a `securitypolicyviolation` event (Plotly then quietly says
 # "WebGL is not supported"): make each one a console error, which fails the test
@@ -66,6 +67,7 @@ def test_a_report_draws_every_plot_offline_under_its_own_policy(page: Page, serv
     assert page.locator(".js-plotly-plot .heatmaplayer image").count() == 1
     assert page.locator(".js-plotly-plot .scatterlayer .point").count() >= 2 * 40
     shots(page, "digits-report")
+    check(page, "a digits job's report")
     open_report(page, server_url, finished_job(page, server_url, LANDSCAPE), plots=2)
     # the 3-D surface is WebGL: its scene has a canvas of real size
     size = page.evaluate("""() => {
@@ -75,4 +77,5 @@ def test_a_report_draws_every_plot_offline_under_its_own_policy(page: Page, serv
     assert size > 0
     assert page.locator(".js-plotly-plot .contourlayer path").count() > 0
     shots(page, "landscape-report")
+    check(page, "a landscape job's report")
     assert elsewhere == []
