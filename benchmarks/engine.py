@@ -113,12 +113,27 @@ def generic_step(batch: int) -> Callable[[], object]:
 
 
 # ----- (c) by hand in numpy ------------------------------------------------------------------
+def backward_and_update(params: tuple, x: np.ndarray, h1: np.ndarray, h2: np.ndarray,
+                        g: np.ndarray) -> None:
+    """The hand-written backward pass of the 2-8-8-1 tanh net from the output gradient g
+    (dJ/dz), and the SGD update in place: the same for both losses."""
+    w1, b1, w2, b2, w3, b3 = params
+    grad_w3, grad_b3 = h2.T @ g, g.sum(axis=0)
+    g = (g @ w3.T) * (1.0 - h2 * h2)
+    grad_w2, grad_b2 = h1.T @ g, g.sum(axis=0)
+    g = (g @ w2.T) * (1.0 - h1 * h1)
+    grad_w1, grad_b1 = x.T @ g, g.sum(axis=0)
+    for value, gradient in zip(params, (grad_w1, grad_b1, grad_w2, grad_b2, grad_w3, grad_b3)):
+        value -= LEARNING_RATE * gradient
+
+
 def numpy_step(batch: int) -> Callable[[], object]:
     model = MLP(model_spec(), input_dim=2, classes=2)
     w1, b1, w2, b2, w3, b3 = (p.value.copy() for p in model.parameters())
     x, y = batch_of(batch)
     y = y.reshape(-1, 1)
     n = x.shape[0]
+    params = (w1, b1, w2, b2, w3, b3)
 
     def step() -> float:
         h1 = np.tanh(x @ w1 + b1)
@@ -126,20 +141,7 @@ def numpy_step(batch: int) -> Callable[[], object]:
         z = h2 @ w3 + b3
         loss = np.mean(np.logaddexp(0.0, z) - y * z)
         g = (1.0 / (1.0 + np.exp(-z)) - y) / n
-        grad_w3, grad_b3 = h2.T @ g, g.sum(axis=0)
-        g = (g @ w3.T) * (1.0 - h2 * h2)
-        grad_w2, grad_b2 = h1.T @ g, g.sum(axis=0)
-        g = (g @ w2.T) * (1.0 - h1 * h1)
-        grad_w1, grad_b1 = x.T @ g, g.sum(axis=0)
-        for value, gradient in (
-            (w1, grad_w1),
-            (b1, grad_b1),
-            (w2, grad_w2),
-            (b2, grad_b2),
-            (w3, grad_w3),
-            (b3, grad_b3),
-        ):
-            value -= LEARNING_RATE * gradient
+        backward_and_update(params, x, h1, h2, g)
         return loss
 
     return step
@@ -223,7 +225,8 @@ def composed_step(batch: int) -> Callable[[], object]:
 
 
 def composed_numpy_step(batch: int) -> Callable[[], object]:
-    (w1, b1, w2, b2, w3, b3), x, y = composition_data(batch)
+    params, x, y = composition_data(batch)
+    w1, b1, w2, b2, w3, b3 = params
     n = x.shape[0]
 
     def step() -> float:
@@ -232,20 +235,7 @@ def composed_numpy_step(batch: int) -> Callable[[], object]:
         diff = h2 @ w3 + b3 - y
         loss = np.mean(diff**2)
         g = diff * (2.0 / n)
-        grad_w3, grad_b3 = h2.T @ g, g.sum(axis=0)
-        g = (g @ w3.T) * (1.0 - h2 * h2)
-        grad_w2, grad_b2 = h1.T @ g, g.sum(axis=0)
-        g = (g @ w2.T) * (1.0 - h1 * h1)
-        grad_w1, grad_b1 = x.T @ g, g.sum(axis=0)
-        for value, gradient in (
-            (w1, grad_w1),
-            (b1, grad_b1),
-            (w2, grad_w2),
-            (b2, grad_b2),
-            (w3, grad_w3),
-            (b3, grad_b3),
-        ):
-            value -= LEARNING_RATE * gradient
+        backward_and_update(params, x, h1, h2, g)
         return loss
 
     return step

@@ -166,19 +166,6 @@ _no_parents: tuple = ()
 _no_params: dict = {}
 
 
-def _result(value: np.ndarray, op: Primitive, parents: tuple, params: dict) -> Tensor:
-    tensor = _new_tensor(Tensor)
-    tensor.value = value
-    tensor.grad = None
-    tensor.name = None
-    tensor.id = next(_ids)
-    tensor.requires_grad = True
-    tensor.op = op
-    tensor.parents = parents
-    tensor.params = params
-    return tensor
-
-
 def _constant(value: np.ndarray) -> Tensor:
     tensor = _new_tensor(Tensor)
     tensor.value = value
@@ -412,26 +399,6 @@ def register_planner(planner: _Planner | None) -> None:
     _planner = planner
 
 
-def topological_order(root: Tensor) -> list[Tensor]:
-    """Nodes that need a gradient, parents before children, found without recursion."""
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if node.id in visited:
-            continue
-        visited.add(node.id)
-        stack.append((node, True))
-        for parent in node.parents:
-            if parent.requires_grad and parent.id not in visited:
-                stack.append((parent, False))
-    return order
-
-
 def _backpropagate(root: Tensor, seed: Any, create_graph: bool) -> dict[Tensor, Any]:
     """Algorithm 6.4: gradient of ``root`` with respect to every node it depends on,
     as a dict from node to gradient (plain arrays, or Tensors with ``create_graph``).
@@ -652,31 +619,31 @@ def grad(
     can be differentiated again (grad of grad, Hessian-vector products).
     An input that ``output`` does not depend on gets a zero gradient.
     """
+    leaves_only = True  # plans keep only the leaves' gradients, not an inner node's
     if isinstance(inputs, Tensor):
         inputs = [inputs]
+        leaves_only = inputs[0].op is None
     else:
         inputs = list(inputs)
         for t in inputs:
             if t.__class__ is not Tensor and not isinstance(t, Tensor):
                 raise ValueError(f"grad() inputs must be Tensors, got {type(t).__name__}")
+            if t.op is not None:
+                leaves_only = False
     if not output.requires_grad:
         return [_constant(np.zeros_like(t.value)) for t in inputs]
     seed = _seed(output, grad_output, create_graph)
     grads = None
-    if _planner is not None and output.op is not None:
-        for t in inputs:
-            if t.op is not None:  # an inner node's gradient: plans keep only the leaves'
-                break
+    if _planner is not None and output.op is not None and leaves_only:
+        if create_graph:
+            previous_mode = _grad_mode.enabled
+            _grad_mode.enabled = True
+            try:
+                grads = _planner(output, seed, True, False)
+            finally:
+                _grad_mode.enabled = previous_mode
         else:
-            if create_graph:
-                previous_mode = _grad_mode.enabled
-                _grad_mode.enabled = True
-                try:
-                    grads = _planner(output, seed, True, False)
-                finally:
-                    _grad_mode.enabled = previous_mode
-            else:
-                grads = _planner(output, seed, False, grad_output is None)
+            grads = _planner(output, seed, False, grad_output is None)
     if grads is None:
         grads = _backpropagate(output, seed, create_graph)
     result: list[Tensor] = []

@@ -57,6 +57,27 @@ export function setupPrediction(form, onAnswered = () => {}) {
   };
 }
 
+/** Run the lab (`run(answer)`) each time its form is submitted with a prediction chosen:
+ *  the Run button locked and the lab's progress shown until the run ends, however it ends
+ *  (postJSON shows the server's message itself). */
+export function onPrediction(form, prediction, lab, run) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const answer = prediction.answer();
+    if (!answer) return;
+    prediction.lock(true);
+    lab.begin();
+    try {
+      await run(answer);
+    } catch (error) {
+      // postJSON has shown the server's message
+    } finally {
+      prediction.lock(false);
+      lab.end();
+    }
+  });
+}
+
 /** Say whether the learner's prediction held (`correct`) and why, from the run's numbers. */
 export function showVerdict(correct, why) {
   const verdict = document.getElementById("verdict");

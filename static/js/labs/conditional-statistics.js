@@ -1,7 +1,7 @@
 // Lab 2: squared against absolute error on skewed noise, beside the data's own binned mean
 // and median (sections 6.2 and 6.3.2). The verdict comes from the trained fits.
 
-import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
+import { fmt, loadPlotly, onPrediction, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
 import { COLORS, CONFIG, LAYOUT, startLab } from "./plots.js";
 import { attachLive, engineConfig } from "./live.js";
 
@@ -10,29 +10,17 @@ const form = document.getElementById("predict");
 const prediction = setupPrediction(form);
 const lab = startLab();
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const answer = prediction.answer();
-  if (!answer) return;
-  prediction.lock(true);
-  lab.begin();
-  try {
-    const run = await postJSON("/api/labs/conditional-statistics/run", readSettings(form), { onLargest: lab.setField });
-    const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
-    await play(run.snapshots, (snapshot) => draw(Plotly, run, snapshot));
-    const o = run.outcome;
-    const sits = o.answer === "same" ? "The two fits ended within 0.02 of each other on average"
-      : `The ${o.answer === "squared" ? "squared-error" : "absolute-error"} fit ended higher, by ${fmt(Math.abs(o.squared_above_absolute), 2)} on average`;
-    showVerdict(answer === o.answer,
-      `${sits}. Squared error's fit lies ${fmt(o.squared_to_mean, 2)} from the data's mean and ${fmt(o.squared_to_median, 2)} from its median; ` +
-      `absolute error's lies ${fmt(o.absolute_to_mean, 2)} from the mean and ${fmt(o.absolute_to_median, 2)} from the median. ` +
-      "One-sided noise drags the mean up with every large draw, while the median only counts how many points lie above and below, so the mean sits above the median and each loss follows its own statistic.");
-  } catch (error) {
-    // postJSON has shown the server's message
-  } finally {
-    prediction.lock(false);
-    lab.end();
-  }
+onPrediction(form, prediction, lab, async (answer) => {
+  const run = await postJSON("/api/labs/conditional-statistics/run", readSettings(form), { onLargest: lab.setField });
+  const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
+  await play(run.snapshots, (snapshot) => draw(Plotly, run, snapshot));
+  const o = run.outcome;
+  const sits = o.answer === "same" ? "The two fits ended within 0.02 of each other on average"
+    : `The ${o.answer === "squared" ? "squared-error" : "absolute-error"} fit ended higher, by ${fmt(Math.abs(o.squared_above_absolute), 2)} on average`;
+  showVerdict(answer === o.answer,
+    `${sits}. Squared error's fit lies ${fmt(o.squared_to_mean, 2)} from the data's mean and ${fmt(o.squared_to_median, 2)} from its median; ` +
+    `absolute error's lies ${fmt(o.absolute_to_mean, 2)} from the mean and ${fmt(o.absolute_to_median, 2)} from the median. ` +
+    "One-sided noise drags the mean up with every large draw, while the median only counts how many points lie above and below, so the mean sits above the median and each loss follows its own statistic.");
 });
 
 function draw(Plotly, run, snapshot) {

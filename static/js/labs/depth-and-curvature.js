@@ -3,7 +3,7 @@
 // runs submitted to the jobs API and drawn here with the jobs page's own drawings.
 
 import { drawResult } from "../jobplots.js";
-import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showError, showVerdict } from "./common.js";
+import { fmt, loadPlotly, onPrediction, play, postJSON, readSettings, renderMath, setupPrediction, showError, showVerdict } from "./common.js";
 import { COLORS, CONFIG, LAYOUT, startLab } from "./plots.js";
 import { attachLive, engineConfig } from "./live.js";
 
@@ -88,25 +88,13 @@ function judge(answer, run) {
   showVerdict(answer === actual, why);
 }
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const answer = prediction.answer();
-  if (!answer) return;
-  prediction.lock(true);
-  lab.begin();
-  try {
-    const run = await postJSON("/api/labs/depth-and-curvature/compare", comparisonSettings(), { onLargest: lab.setField });
-    const Plotly = await plotly();
-    const longest = Math.max(...run.curves.map((c) => c.points.length));
-    await play(Array.from({ length: longest }, (_, i) => i + 1), (shown) => drawErrors(Plotly, run, shown), 3);
-    drawFits(Plotly, run);
-    judge(answer, run);
-  } catch (error) {
-    // postJSON has shown the server's message
-  } finally {
-    prediction.lock(false);
-    lab.end();
-  }
+onPrediction(form, prediction, lab, async (answer) => {
+  const run = await postJSON("/api/labs/depth-and-curvature/compare", comparisonSettings(), { onLargest: lab.setField });
+  const Plotly = await plotly();
+  const longest = Math.max(...run.curves.map((c) => c.points.length));
+  await play(Array.from({ length: longest }, (_, i) => i + 1), (shown) => drawErrors(Plotly, run, shown), 3);
+  drawFits(Plotly, run);
+  judge(answer, run);
 });
 
 // ----- the Hessian of one trained net ---------------------------------------------------

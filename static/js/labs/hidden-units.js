@@ -2,7 +2,7 @@
 // prediction surface, dead and saturated units); the page animates them on a canvas and
 // judges the learner's region-count prediction from the last one.
 
-import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
+import { fmt, loadPlotly, onPrediction, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
 import { COLORS, CONFIG, LAYOUT, startLab } from "./plots.js";
 import { attachLive, engineConfig } from "./live.js";
 
@@ -227,36 +227,24 @@ function judge(answer, run, settings) {
   showVerdict(answer === actual, why + postscript(run, settings));
 }
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const answer = prediction.answer();
-  if (!answer) return;
+onPrediction(form, prediction, lab, async (answer) => {
   const settings = readSettings(form);
   const bias = document.getElementById("bias").value;
   settings.bias = bias === "default" ? null : Number(bias);
-  prediction.lock(true);
-  lab.begin();
-  try {
-    const run = await postJSON("/api/labs/hidden-units/run", settings, { onLargest: lab.setField });
-    const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
-    document.getElementById("map-title").textContent = run.regions_reason
-      ? "P(y = 1 | x) over the input plane (smooth units: no linear regions)"
-      : "Linear regions of the input plane";
-    document.getElementById("map-caption").textContent = run.regions_reason
-      ? "Blue: the net says class 0; orange: class 1; white: undecided. Dots: training points of class 0 (dark) and 1 (white)."
-      : "Each colour is one activation pattern: one linear piece of the net. Dots: training points of class 0 (dark) and 1 (white).";
-    drawDetail(Plotly, run);
-    await play(run.frames, (frame, index) => {
-      drawMap(run, frame);
-      drawUnits(Plotly, run, index);
-    }, 4);
-    judge(answer, run, settings);
-  } catch (error) {
-    // postJSON has shown the server's message
-  } finally {
-    prediction.lock(false);
-    lab.end();
-  }
+  const run = await postJSON("/api/labs/hidden-units/run", settings, { onLargest: lab.setField });
+  const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
+  document.getElementById("map-title").textContent = run.regions_reason
+    ? "P(y = 1 | x) over the input plane (smooth units: no linear regions)"
+    : "Linear regions of the input plane";
+  document.getElementById("map-caption").textContent = run.regions_reason
+    ? "Blue: the net says class 0; orange: class 1; white: undecided. Dots: training points of class 0 (dark) and 1 (white)."
+    : "Each colour is one activation pattern: one linear piece of the net. Dots: training points of class 0 (dark) and 1 (white).";
+  drawDetail(Plotly, run);
+  await play(run.frames, (frame, index) => {
+    drawMap(run, frame);
+    drawUnits(Plotly, run, index);
+  }, 4);
+  judge(answer, run, settings);
 });
 
 // ----- the sawtooth: regions from depth -------------------------------------------------

@@ -1,7 +1,7 @@
 // Lab 4: output units as conditional distributions (section 6.3.2). Each unit asks its own
 // question; the run's outcome, measured on the trained network, decides the verdict.
 
-import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
+import { fmt, loadPlotly, onPrediction, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
 import { COLORS, CONFIG, LAYOUT, startLab } from "./plots.js";
 import { attachLive, engineConfig } from "./live.js";
 
@@ -58,23 +58,11 @@ function showQuestion() {
 for (const input of unitInputs) input.addEventListener("change", showQuestion);
 showQuestion();
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const answer = prediction.answer();
-  if (!answer) return;
-  prediction.lock(true);
-  lab.begin();
-  try {
-    const run = await postJSON("/api/labs/output-units/run", readSettings(form), { onLargest: lab.setField });
-    const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
-    await play(run.snapshots, (snapshot) => draw(Plotly, run, snapshot));
-    showVerdict(answer === run.outcome.answer, explain(run.outcome));
-  } catch (error) {
-    // postJSON has shown the server's message
-  } finally {
-    prediction.lock(false);
-    lab.end();
-  }
+onPrediction(form, prediction, lab, async (answer) => {
+  const run = await postJSON("/api/labs/output-units/run", readSettings(form), { onLargest: lab.setField });
+  const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
+  await play(run.snapshots, (snapshot) => draw(Plotly, run, snapshot));
+  showVerdict(answer === run.outcome.answer, explain(run.outcome));
 });
 
 function explain(o) {

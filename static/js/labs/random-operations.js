@@ -2,7 +2,7 @@
 // times at sample counts 2, 4, 8, ...; the page reveals the counts one by one and judges
 // which estimate landed closest to the exact gradient at the largest count.
 
-import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
+import { fmt, loadPlotly, onPrediction, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
 import { COLORS, CONFIG, LAYOUT, startLab } from "./plots.js";
 
 renderMath();
@@ -124,23 +124,11 @@ function judge(answer, run, cost) {
   lab.best = best;
 }
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const answer = prediction.answer();
-  if (!answer) return;
+onPrediction(form, prediction, lab, async (answer) => {
   const settings = readSettings(form);
-  prediction.lock(true);
-  lab.begin();
-  try {
-    const run = await postJSON("/api/labs/random-operations/compare", settings, { onLargest: lab.setField });
-    const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
-    drawCost(Plotly, run);
-    await play(run.counts.map((_, i) => i), (index) => draw(Plotly, run, index), 5);
-    judge(answer, run, settings.cost);
-  } catch (error) {
-    // postJSON has shown the server's message
-  } finally {
-    prediction.lock(false);
-    lab.end();
-  }
+  const run = await postJSON("/api/labs/random-operations/compare", settings, { onLargest: lab.setField });
+  const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
+  drawCost(Plotly, run);
+  await play(run.counts.map((_, i) => i), (index) => draw(Plotly, run, index), 5);
+  judge(answer, run, settings.cost);
 });

@@ -1,7 +1,7 @@
 // Lab 3: softmax + NLL against softmax + squared error from the same confidently wrong start
 // (section 6.3.2). The verdict counts the confidently wrong examples each run ends with.
 
-import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
+import { fmt, loadPlotly, onPrediction, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
 import { COLORS, CONFIG, LAYOUT, startLab } from "./plots.js";
 
 renderMath();
@@ -9,31 +9,19 @@ const form = document.getElementById("predict");
 const prediction = setupPrediction(form);
 const lab = startLab();
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const answer = prediction.answer();
-  if (!answer) return;
-  prediction.lock(true);
-  lab.begin();
-  try {
-    const run = await postJSON("/api/labs/saturating-losses/run", readSettings(form), { onLargest: lab.setField });
-    const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
-    await play(run.snapshots, (snapshot) => draw(Plotly, run, snapshot));
-    const o = run.outcome;
-    const reason = o.answer === "same"
-      ? "With this start the squared-error run escaped too: its confidently wrong examples were few or not confident enough for the vanishing factor p_y to stop them. Raise the initial weight scale to start more of them deep in the flat region."
-      : o.answer === "squared"
-        ? "Its gradient on a_y carries the factor p_y, about 0 for those examples, so they barely moved (the flat left end of the red curve); the NLL pushed each of them with about −1 until it was fixed."
-        : "Unusually, the NLL run kept more of them: look at the dots to see where each run's examples sit.";
-    showVerdict(answer === o.answer,
-      `Both started with ${o.start_wrong} of ${o.size} examples confidently wrong. After training, the NLL run had ${o.nll_wrong} ` +
-      `(accuracy ${fmt(100 * o.nll_accuracy, 3)}%) and the squared-error run ${o.squared_wrong} (accuracy ${fmt(100 * o.squared_accuracy, 3)}%). ${reason}`);
-  } catch (error) {
-    // postJSON has shown the server's message
-  } finally {
-    prediction.lock(false);
-    lab.end();
-  }
+onPrediction(form, prediction, lab, async (answer) => {
+  const run = await postJSON("/api/labs/saturating-losses/run", readSettings(form), { onLargest: lab.setField });
+  const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
+  await play(run.snapshots, (snapshot) => draw(Plotly, run, snapshot));
+  const o = run.outcome;
+  const reason = o.answer === "same"
+    ? "With this start the squared-error run escaped too: its confidently wrong examples were few or not confident enough for the vanishing factor p_y to stop them. Raise the initial weight scale to start more of them deep in the flat region."
+    : o.answer === "squared"
+      ? "Its gradient on a_y carries the factor p_y, about 0 for those examples, so they barely moved (the flat left end of the red curve); the NLL pushed each of them with about −1 until it was fixed."
+      : "Unusually, the NLL run kept more of them: look at the dots to see where each run's examples sit.";
+  showVerdict(answer === o.answer,
+    `Both started with ${o.start_wrong} of ${o.size} examples confidently wrong. After training, the NLL run had ${o.nll_wrong} ` +
+    `(accuracy ${fmt(100 * o.nll_accuracy, 3)}%) and the squared-error run ${o.squared_wrong} (accuracy ${fmt(100 * o.squared_accuracy, 3)}%). ${reason}`);
 });
 
 function draw(Plotly, run, snapshot) {

@@ -1,7 +1,7 @@
 // Lab 1: Example 6.1.1's shallow network. The server trains the learner's λ and λ = 0
 // side by side; the page animates the snapshots and judges the prediction from the run.
 
-import { fmt, loadPlotly, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
+import { fmt, loadPlotly, onPrediction, play, postJSON, readSettings, renderMath, setupPrediction, showVerdict } from "./common.js";
 import { COLORS, LAYOUT, CONFIG, startLab } from "./plots.js";
 import { attachLive, engineConfig } from "./live.js";
 
@@ -16,29 +16,17 @@ const WHY = {
   same: "At this λ the penalty is tiny beside the squared error: the weights and the fit barely move from the unpenalised run.",
 };
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const answer = prediction.answer();
-  if (!answer) return;
+onPrediction(form, prediction, lab, async (answer) => {
   const settings = readSettings(form);
-  prediction.lock(true);
-  lab.begin();
-  try {
-    const run = await postJSON("/api/labs/shallow-regression/run", settings, { onLargest: lab.setField });
-    const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
-    await play(run.snapshots, (snapshot) => draw(Plotly, run, snapshot, false));
-    draw(Plotly, run, run.snapshots[run.snapshots.length - 1], true);
-    const o = run.outcome;
-    const sign = o.loss_change >= 0 ? "+" : "";
-    showVerdict(answer === o.answer,
-      `With λ = ${fmt(o.l2)} the training error ended at ${fmt(o.loss)} against ${fmt(o.reference_loss)} with λ = 0 (${sign}${Math.round(100 * o.loss_change)}%), ` +
-      `and the weights' squared norm ‖ω‖² at ${fmt(o.weight_norm)} against ${fmt(o.reference_weight_norm)}. ${WHY[o.answer]}`);
-  } catch (error) {
-    // postJSON has shown the server's message
-  } finally {
-    prediction.lock(false);
-    lab.end();
-  }
+  const run = await postJSON("/api/labs/shallow-regression/run", settings, { onLargest: lab.setField });
+  const Plotly = await loadPlotly(document.body.dataset.plotlyUrl);
+  await play(run.snapshots, (snapshot) => draw(Plotly, run, snapshot, false));
+  draw(Plotly, run, run.snapshots[run.snapshots.length - 1], true);
+  const o = run.outcome;
+  const sign = o.loss_change >= 0 ? "+" : "";
+  showVerdict(answer === o.answer,
+    `With λ = ${fmt(o.l2)} the training error ended at ${fmt(o.loss)} against ${fmt(o.reference_loss)} with λ = 0 (${sign}${Math.round(100 * o.loss_change)}%), ` +
+    `and the weights' squared norm ‖ω‖² at ${fmt(o.weight_norm)} against ${fmt(o.reference_weight_norm)}. ${WHY[o.answer]}`);
 });
 
 function draw(Plotly, run, snapshot, final) {
